@@ -1,0 +1,219 @@
+"""The Airflow REST client: API version, the trigger call, retries, idempotency.
+
+One ``requests.Session`` per process carries a connection pool and the retry policy (a urllib3 ``Retry`` value).
+POST is retried safely because the run id is deterministic: a retry of a request that did reach Airflow gets 409.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from .auth import Auth
+from .exceptions import AirflowUnreachable
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_MESSAGE_CHARS = 300
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+
+
+class BudgetedRetry(Retry):
+    """urllib3 ``Retry`` that also stops when a time budget is spent.
+
+    Exponential backoff with jitter and ``Retry-After`` come from urllib3; the budget (counted from the first failed
+    attempt) keeps the whole call well inside the function timeout. A ``Retry-After`` longer than what is left ends
+    the retries at once, so the platform redelivers later instead of the function sleeping past its deadline.
+    """
+
+    def __init__(self, *args: Any, budget_s: float = 30.0, started: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget_s = budget_s
+        self.started = started
+
+    def new(self, **kw: Any) -> BudgetedRetry:
+        kw.setdefault("budget_s", self.budget_s)
+        kw.setdefault("started", self.started if self.started is not None else time.monotonic())
+        return super().new(**kw)
+
+    def _left(self) -> float:
+        return self.budget_s if self.started is None else self.budget_s - (time.monotonic() - self.started)
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or self._left() <= 0
+
+    def get_backoff_time(self) -> float:
+        return max(0.0, min(super().get_backoff_time(), self._left()))
+
+    def increment(self, *args: Any, **kwargs: Any) -> BudgetedRetry:
+        new = super().increment(*args, **kwargs)
+        response = kwargs.get("response") if "response" in kwargs else (args[2] if len(args) > 2 else None)
+        wait = new.get_retry_after(response) if response is not None else None
+        if wait is not None and wait > new._left():
+            raise MaxRetryError(kwargs.get("_pool"), kwargs.get("url") or "", None)  # type: ignore[arg-type]
+        return new
+
+
+def retry_policy(budget_s: float, attempts: int = 8) -> BudgetedRetry:
+    """The policy as a value: what is retried, how often, how long we wait, and the total budget."""
+    return BudgetedRetry(
+        total=attempts - 1,
+        connect=attempts - 1,
+        read=attempts - 1,
+        status=attempts - 1,
+        other=0,
+        redirect=0,
+        allowed_methods=frozenset({"GET", "POST"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=0.25,
+        backoff_jitter=0.25,
+        backoff_max=8.0,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+        budget_s=budget_s,
+    )
+
+
+def make_session(budget_s: float, pool_size: int = 32) -> requests.Session:
+    """A long-lived pooled session with the retry policy mounted; shared by all threads of the process."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry_policy(budget_s))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class TriggerCall:
+    dag_id: str
+    run_id: str
+    conf: dict[str, Any]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class AirflowReply:
+    """Airflow's answer: status, a short human message (never the whole body), and the API version used."""
+
+    status: int
+    message: str
+    api_version: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _short_message(response: requests.Response) -> str:
+    """Airflow's own explanation, from JSON when it is JSON, else the text of an HTML page, cut short."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = _SPACES.sub(" ", _TAGS.sub(" ", response.text or "")).strip()
+        return text[:_MESSAGE_CHARS] or response.reason or ""
+    if isinstance(payload, dict):
+        for key in ("detail", "title", "message", "error"):
+            if payload.get(key):
+                value = payload[key]
+                return (value if isinstance(value, str) else json.dumps(value))[:_MESSAGE_CHARS]
+    return json.dumps(payload)[:_MESSAGE_CHARS]
+
+
+class AirflowClient:
+    """Triggers DAG runs on one Airflow web server; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth,
+        api_version: str = "auto",
+        timeout_s: float = 20.0,
+        session: requests.Session | None = None,
+        retry_budget_s: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = (min(5.0, timeout_s), timeout_s)
+        self.session = session or make_session(retry_budget_s)
+        self._version = None if api_version == "auto" else api_version
+        self._version_lock = threading.Lock()
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One logical call (the adapter retries inside); a 401 drops a cached token and tries once more."""
+        try:
+            response = self.session.request(
+                method, url, auth=self.auth, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
+            if response.status_code == 401 and self.auth.refreshable:
+                self.auth.invalidate()
+                response = self.session.request(
+                    method, url, auth=self.auth, timeout=self.timeout, allow_redirects=False, **kwargs
+                )
+        except requests.RequestException as exc:
+            raise AirflowUnreachable(f"{method} {url}: {_describe(exc)}") from None
+        return response
+
+    def api_version(self) -> str:
+        """v1 (Airflow 2) or v2 (Airflow 3): configured, or probed once with GET …/version and cached."""
+        if self._version:
+            return self._version
+        with self._version_lock:
+            if not self._version:
+                self._version = self._probe()
+            return self._version
+
+    def _probe(self) -> str:
+        seen = []
+        for version in ("v2", "v1"):
+            response = self._send("GET", f"{self.base_url}/api/{version}/version")
+            # 401/403 still prove the endpoint exists; 404 (or 405) means this API is not served here.
+            if response.status_code in (200, 401, 403):
+                return version
+            seen.append(f"/api/{version}/version → {response.status_code}")
+        raise AirflowUnreachable(
+            f"could not detect the Airflow API version at {self.base_url} ({'; '.join(seen)}); check AIRFLOW_URI "
+            "or set AIRFLOW_API_VERSION=v1 (Airflow 2) or v2 (Airflow 3)"
+        )
+
+    def dag_runs_url(self, dag_id: str, version: str | None = None) -> str:
+        return f"{self.base_url}/api/{version or self.api_version()}/dags/{quote(dag_id, safe='')}/dagRuns"
+
+    def trigger(self, call: TriggerCall) -> AirflowReply:
+        """POST one DAG run. Raises AirflowUnreachable when no answer came within the retry budget."""
+        version = self.api_version()
+        body: dict[str, Any] = {"dag_run_id": call.run_id, "conf": call.conf}
+        if version == "v2":
+            body["logical_date"] = None  # v2 requires the field; null avoids logical-date collisions.
+        if call.note:
+            body["note"] = call.note
+        response = self._send("POST", self.dag_runs_url(call.dag_id, version), json=body)
+        parsed: dict[str, Any] = {}
+        if response.ok:
+            try:
+                value = response.json()
+                parsed = value if isinstance(value, dict) else {}
+            except ValueError:
+                parsed = {}
+        return AirflowReply(response.status_code, _short_message(response), version, parsed)
+
+    def get(self, path: str) -> requests.Response:
+        """GET an API path (``dags/x``) under the detected version; for operator commands."""
+        return self._send("GET", f"{self.base_url}/api/{self.api_version()}/{path.lstrip('/')}")
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A one-line cause without URLs' query strings or headers (which could hold credentials)."""
+    reason: Any = exc
+    while reason is not None and not isinstance(reason, MaxRetryError):
+        reason = reason.args[0] if reason.args and isinstance(reason.args[0], Exception) else None
+    if isinstance(reason, MaxRetryError) and reason.reason is not None:
+        return f"{type(exc).__name__}: {type(reason.reason).__name__} after retries"
+    return type(exc).__name__

@@ -1,0 +1,224 @@
+"""The ways to authenticate to Airflow, each a ``requests`` auth hook that is safe to share between threads.
+
+Tokens are fetched lazily, cached, and renewed only when expired or after Airflow answered 401, so a busy instance
+makes about one token fetch per token lifetime. Nothing here ever logs or raises with a token in the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+import requests
+from requests.auth import AuthBase
+
+from .exceptions import CredentialsUnavailable
+from .settings import Settings
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+_RENEW_BEFORE_S = 300.0
+
+
+class Auth(AuthBase):
+    """No authentication (a local Airflow that allows anonymous API calls)."""
+
+    mode = "none"
+    refreshable = False
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+    def invalidate(self) -> None:
+        """Forget a cached token so the next call fetches a new one (after a 401)."""
+
+    def identity(self) -> str:
+        """Who we are to Airflow, for error messages (never a secret)."""
+        return "anonymous"
+
+    @property
+    def token_fetches(self) -> int:
+        return 0
+
+
+class BasicAuth(Auth):
+    mode = "basic"
+
+    def __init__(self, username: str, password: str) -> None:
+        raw = f"{username}:{password}".encode()
+        self._header = "Basic " + base64.b64encode(raw).decode("ascii")
+        self._username = username
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def identity(self) -> str:
+        return f"user {self._username!r}"
+
+
+class StaticBearer(Auth):
+    mode = "bearer"
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def identity(self) -> str:
+        return "the static AIRFLOW_TOKEN"
+
+
+class _CachedBearer(Auth):
+    """A bearer token fetched on demand, cached until shortly before expiry, renewed under a lock."""
+
+    refreshable = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._fetches = 0
+
+    def _fetch(self) -> tuple[str, float]:
+        """Return a new token and its absolute expiry (time.time())."""
+        raise NotImplementedError
+
+    def _current(self) -> str:
+        with self._lock:
+            if self._token is None or time.time() >= self._expires_at - _RENEW_BEFORE_S:
+                self._token, self._expires_at = self._fetch()
+                self._fetches += 1
+            return self._token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._current()}"
+        return request
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    @property
+    def token_fetches(self) -> int:
+        return self._fetches
+
+
+class GoogleAuth(_CachedBearer):
+    """The function's service account via google-auth: access tokens (Composer) or OIDC ID tokens (IAP, Cloud Run)."""
+
+    def __init__(self, mode: str, audience: str, token_session: requests.Session) -> None:
+        super().__init__()
+        self.mode = mode
+        self._audience = audience
+        self._session = token_session
+        self._credentials: Any = None
+
+    def _make_credentials(self) -> Any:
+        import google.auth
+        import google.auth.transport.requests
+        import google.oauth2.id_token
+
+        if self.mode == "id-token":
+            request = google.auth.transport.requests.Request(session=self._session)
+            return google.oauth2.id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
+                self._audience, request=request
+            )
+        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        return credentials
+
+    def _fetch(self) -> tuple[str, float]:
+        import google.auth.exceptions
+        import google.auth.transport.requests
+
+        try:
+            if self._credentials is None:
+                self._credentials = self._make_credentials()
+            self._credentials.refresh(google.auth.transport.requests.Request(session=self._session))
+        except google.auth.exceptions.GoogleAuthError as exc:
+            raise CredentialsUnavailable(
+                f"could not get a Google {'ID' if self.mode == 'id-token' else 'access'} token for the function's "
+                f"service account ({type(exc).__name__}); on Cloud Run check the service account exists and, "
+                "locally, run `gcloud auth application-default login`"
+            ) from None
+        token = self._credentials.token
+        if not token:
+            raise CredentialsUnavailable("google-auth returned no token")
+        expiry = getattr(self._credentials, "expiry", None)
+        # google-auth expiries are naive UTC datetimes.
+        expires_at = expiry.replace(tzinfo=UTC).timestamp() if expiry else time.time() + 3600
+        return token, expires_at
+
+    def identity(self) -> str:
+        email = getattr(self._credentials, "service_account_email", None)
+        return f"service account {email}" if email and email != "default" else "the function's service account"
+
+
+class AirflowJwtAuth(_CachedBearer):
+    """Airflow 3 without Composer: exchange user/password at ``/auth/token`` for a JWT, renew before ``exp``."""
+
+    mode = "airflow-jwt"
+
+    def __init__(
+        self, base_url: str, username: str, password: str, session: requests.Session, timeout_s: float
+    ) -> None:
+        super().__init__()
+        self._url = f"{base_url}/auth/token"
+        self._username = username
+        self._password = password
+        self._session = session
+        self._timeout_s = timeout_s
+
+    def _fetch(self) -> tuple[str, float]:
+        try:
+            reply = self._session.post(
+                self._url,
+                json={"username": self._username, "password": self._password},
+                timeout=self._timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise CredentialsUnavailable(f"could not reach {self._url} for a JWT ({type(exc).__name__})") from None
+        if reply.status_code not in (200, 201):
+            raise CredentialsUnavailable(
+                f"{self._url} answered {reply.status_code} for user {self._username!r}: check AIRFLOW_USERNAME and "
+                "AIRFLOW_PASSWORD (the password is never logged)"
+            )
+        try:
+            token = str(reply.json()["access_token"])
+        except (ValueError, KeyError, TypeError):
+            raise CredentialsUnavailable(f"{self._url} did not answer with an access_token") from None
+        return token, _jwt_expiry(token) or time.time() + 3600
+
+    def identity(self) -> str:
+        return f"Airflow user {self._username!r}"
+
+
+def _jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim, read without verifying (the server verifies; we only need to know when to renew)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def make_auth(settings: Settings, token_session_factory: Callable[[], requests.Session]) -> Auth:
+    """The auth hook for ``settings.auth``; token fetches use their own session, never the retrying Airflow one."""
+    if settings.auth == "none":
+        return Auth()
+    if settings.auth == "basic":
+        return BasicAuth(settings.username, settings.password)
+    if settings.auth == "bearer":
+        return StaticBearer(settings.token)
+    if settings.auth == "airflow-jwt":
+        return AirflowJwtAuth(
+            settings.airflow_uri, settings.username, settings.password, token_session_factory(), settings.timeout_s
+        )
+    return GoogleAuth(settings.auth, settings.audience, token_session_factory())

@@ -1,0 +1,126 @@
+"""Event → the DAG-run ``conf`` and a deterministic run id. Pure functions: no I/O, no clock.
+
+The run id is what makes redelivery harmless: the same event always yields the same id, Airflow answers 409 to the
+second POST, and that counts as done. It is derived from what identifies the *thing* (the object version, the
+message), not from the delivery, because Cloud Storage may re-send one object version under a new event id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+from .events import Event, Kind
+
+RESERVED_KEY = "_event"
+RUN_ID_MAX = 250
+# Airflow accepts ^[A-Za-z0-9_.~:+-]+$; we emit a stricter subset that both majors and URLs handle plainly.
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_HASH_CHARS = 12
+
+
+def _readable(text: str, limit: int, keep_tail: bool = False) -> str:
+    """Squash a string into run-id characters; long names keep their tail, which holds the file name."""
+    safe = _UNSAFE.sub("_", text).strip("_.") or "x"
+    if len(safe) <= limit:
+        return safe
+    cut = safe[-limit:].lstrip("_.") if keep_tail else safe[:limit].rstrip("_.")
+    return cut or "x"
+
+
+def _digest(*parts: str | None) -> str:
+    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+
+
+def _compose(prefix: str, readable: list[tuple[str, int, bool]], digest: str) -> str:
+    """prefix__part__part__digest, each part squashed to its budget; total stays within RUN_ID_MAX."""
+    pieces = [prefix] + [_readable(text, limit, tail) for text, limit, tail in readable] + [digest]
+    return "__".join(pieces)  # the budgets above keep this within RUN_ID_MAX
+
+
+def run_id_for(event: Event) -> str:
+    """Deterministic, readable, unique per object version / message / webhook key; always matches RUN_ID_PATTERN."""
+    if event.kind is Kind.STORAGE and event.storage is not None:
+        obj = event.storage
+        action = event.action or "object"
+        meta = obj.metageneration if action == "metadataUpdated" else None
+        digest = _digest("gcs", event.type, obj.bucket, obj.name, obj.generation, meta)
+        generation = obj.generation + (f"m{meta}" if meta else "")
+        parts = [(obj.bucket, 63, False), (obj.name, 120, True), (generation, 24, False)]
+        return _compose(f"gcs_{action}", parts, digest)
+    if event.kind is Kind.PUBSUB and event.message is not None:
+        msg = event.message
+        where = msg.topic or (msg.subscription or "").rpartition("/")[2] or "pubsub"
+        digest = _digest("pubsub", where, msg.message_id)
+        return _compose("pubsub", [(where, 80, False), (msg.message_id, 100, False)], digest)
+    if event.kind is Kind.WEBHOOK and event.webhook is not None:
+        hook = event.webhook
+        key = hook.idempotency_key
+        digest = _digest("webhook", hook.path, key or hook.body_sha256)
+        return _compose("webhook", [(key or "body", 120, False)], digest)
+    return _compose("event", [(event.type, 80, False), (event.id, 100, False)], _digest(event.type, event.id))
+
+
+def _event_info(event: Event) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "subject": event.subject,
+        "time": event.time,
+    }
+    if event.message is not None:
+        msg = event.message
+        info.update(
+            message_id=msg.message_id,
+            publish_time=msg.publish_time,
+            attributes=dict(msg.attributes),
+            ordering_key=msg.ordering_key,
+            topic=msg.topic,
+            subscription=msg.subscription,
+        )
+    if event.webhook is not None:
+        info.update(idempotency_key=event.webhook.idempotency_key, body_sha256=event.webhook.body_sha256)
+    return info
+
+
+def _message_payload(data: bytes | None) -> dict[str, Any]:
+    """JSON objects spread into the conf; other JSON under data_json; text under data_text; bytes as base64."""
+    if data is None:
+        return {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"data_base64": base64.b64encode(data).decode("ascii")}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"data_text": text}
+    if isinstance(value, dict):
+        return value
+    return {"data_json": value}
+
+
+def build_conf(event: Event) -> dict[str, Any]:
+    """The default conf: the payload users expect at the top level, event metadata under RESERVED_KEY."""
+    conf: dict[str, Any]
+    if event.storage is not None:
+        conf = dict(event.storage.resource)
+    elif event.message is not None:
+        conf = _message_payload(event.message.data)
+    elif event.webhook is not None:
+        conf = dict(event.webhook.body)
+    else:
+        conf = {}
+    conf[RESERVED_KEY] = _event_info(event)
+    return conf
+
+
+def conf_size(conf: dict[str, Any]) -> int:
+    """Bytes of the conf as it goes on the wire (UTF-8 JSON)."""
+    return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))

@@ -1,0 +1,225 @@
+"""CloudEvent, Pub/Sub push envelope or webhook request → one frozen ``Event``.
+
+Parsing is strict about what identifies an event (bucket, object name and generation; Pub/Sub message id) because
+the run id is derived from it, and lenient about everything else: unknown fields are kept, never rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .exceptions import BadEvent
+
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+WEBHOOK_TYPE = "dagtrigger.webhook.v1.received"
+
+# CloudEvent type → storage action (the suffix Cloud Storage uses, and what STORAGE_EVENT_TYPES names).
+STORAGE_TYPES: Mapping[str, str] = {
+    "google.cloud.storage.object.v1.finalized": "finalized",
+    "google.cloud.storage.object.v1.deleted": "deleted",
+    "google.cloud.storage.object.v1.archived": "archived",
+    "google.cloud.storage.object.v1.metadataUpdated": "metadataUpdated",
+}
+
+IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
+MAX_IDENTITY_CHARS = 1024
+
+
+class Kind(Enum):
+    STORAGE = "storage"
+    PUBSUB = "pubsub"
+    WEBHOOK = "webhook"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class StorageObject:
+    bucket: str
+    name: str
+    generation: str
+    metageneration: str | None
+    resource: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    message_id: str
+    data: bytes | None
+    attributes: Mapping[str, str]
+    publish_time: str | None
+    ordering_key: str | None
+    topic: str | None
+    subscription: str | None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    body: Mapping[str, Any]
+    idempotency_key: str | None
+    body_sha256: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """The one shape every transport is turned into; later stages never see a transport."""
+
+    kind: Kind
+    id: str
+    type: str
+    source: str
+    subject: str | None = None
+    time: str | None = None
+    storage: StorageObject | None = None
+    message: PubSubMessage | None = None
+    webhook: Webhook | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str | None:
+        """The storage action (finalized, deleted, …) or None for other kinds."""
+        return STORAGE_TYPES.get(self.type)
+
+
+def _text(value: Any, what: str, required: bool = True) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise BadEvent(f"{what} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadEvent(f"{what} must be a string, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > MAX_IDENTITY_CHARS:
+        raise BadEvent(f"{what} is longer than {MAX_IDENTITY_CHARS} characters")
+    return text
+
+
+def _json_object(data: Any, what: str) -> Mapping[str, Any]:
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = json.loads(bytes(data).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadEvent(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise BadEvent(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _storage(data: Any, attrs: Mapping[str, Any]) -> StorageObject:
+    resource = _json_object(data, "storage event data")
+    source = str(attrs.get("source") or "")
+    bucket = resource.get("bucket") or attrs.get("bucket") or source.rpartition("/buckets/")[2] or None
+    subject = str(attrs.get("subject") or "")
+    name = resource.get("name") or (subject[len("objects/") :] if subject.startswith("objects/") else None)
+    return StorageObject(
+        bucket=_text(bucket, "data.bucket") or "",
+        name=_text(name, "data.name") or "",
+        generation=_text(resource.get("generation"), "data.generation") or "",
+        metageneration=_text(resource.get("metageneration"), "data.metageneration", required=False),
+        resource=resource,
+    )
+
+
+def _decode_base64(raw: Any) -> bytes | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise BadEvent("message.data must be a base64 string")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # Some publishers use the URL-safe alphabet.
+            return base64.urlsafe_b64decode(raw)
+        except (binascii.Error, ValueError):
+            raise BadEvent("message.data is not valid base64") from None
+
+
+def _attributes(raw: Any) -> Mapping[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise BadEvent("message.attributes must be an object of strings")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _pubsub_message(envelope: Mapping[str, Any], topic: str | None, fallback_id: str | None) -> PubSubMessage:
+    message = envelope.get("message")
+    if not isinstance(message, Mapping):
+        raise BadEvent("Pub/Sub data has no 'message' object")
+    message_id = message.get("messageId") or message.get("message_id") or fallback_id
+    subscription = envelope.get("subscription")
+    return PubSubMessage(
+        message_id=_text(message_id, "message.messageId") or "",
+        data=_decode_base64(message.get("data")),
+        attributes=_attributes(message.get("attributes")),
+        publish_time=_text(message.get("publishTime") or message.get("publish_time"), "publishTime", False),
+        ordering_key=_text(message.get("orderingKey") or message.get("ordering_key"), "orderingKey", False),
+        topic=topic,
+        subscription=_text(subscription, "subscription", required=False),
+    )
+
+
+def _topic_from_source(source: str) -> str | None:
+    _, marker, topic = source.partition("/topics/")
+    return (topic or None) if marker else None
+
+
+def from_cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
+    """Build an Event from CloudEvent attributes (id, type, source, subject, time, extensions) and its data."""
+    ce_id = _text(attrs.get("id"), "CloudEvent id") or ""
+    ce_type = _text(attrs.get("type"), "CloudEvent type") or ""
+    source = _text(attrs.get("source"), "CloudEvent source") or ""
+    common: dict[str, Any] = {
+        "id": ce_id,
+        "type": ce_type,
+        "source": source,
+        "subject": _text(attrs.get("subject"), "subject", required=False),
+        "time": _text(attrs.get("time"), "time", required=False),
+    }
+    if ce_type in STORAGE_TYPES:
+        return Event(kind=Kind.STORAGE, storage=_storage(data, attrs), **common)
+    if ce_type == PUBSUB_TYPE:
+        envelope = _json_object(data, "Pub/Sub event data")
+        message = _pubsub_message(envelope, _topic_from_source(source), fallback_id=ce_id)
+        return Event(kind=Kind.PUBSUB, message=message, **common)
+    return Event(kind=Kind.UNSUPPORTED, **common)
+
+
+def is_push_envelope(body: Any) -> bool:
+    return isinstance(body, Mapping) and isinstance(body.get("message"), Mapping) and "subscription" in body
+
+
+def from_push_envelope(body: Mapping[str, Any]) -> Event:
+    """A Pub/Sub push subscription's POST body: ``{"message": {...}, "subscription": "projects/…"}``."""
+    message = _pubsub_message(body, topic=None, fallback_id=None)
+    return Event(
+        kind=Kind.PUBSUB,
+        id=message.message_id,
+        type=PUBSUB_TYPE,
+        source=f"//pubsub.googleapis.com/{message.subscription or ''}",
+        time=message.publish_time,
+        message=message,
+    )
+
+
+def from_webhook(raw_body: bytes, headers: Mapping[str, str], path: str) -> Event:
+    """A JSON object body becomes the event; an idempotency header (or the body's hash) identifies it."""
+    body = _json_object(raw_body, "request body")
+    digest = hashlib.sha256(raw_body).hexdigest()
+    lowered = {name.lower(): value for name, value in headers.items()}
+    key = next((lowered[h.lower()] for h in IDEMPOTENCY_HEADERS if lowered.get(h.lower())), None)
+    key = _text(key, "Idempotency-Key", required=False)
+    return Event(
+        kind=Kind.WEBHOOK,
+        id=key or f"sha256:{digest}",
+        type=WEBHOOK_TYPE,
+        source=path or "/",
+        webhook=Webhook(body=body, idempotency_key=key, body_sha256=digest, path=path or "/"),
+    )

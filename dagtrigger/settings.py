@@ -1,0 +1,163 @@
+"""Configuration read once from the environment, validated, frozen.
+
+A bad value fails at start-up (import of ``main``) with the variable's name and an example of a good value, so a
+misconfigured deployment never starts instead of failing on every event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from .exceptions import ConfigError
+
+API_VERSIONS = ("auto", "v1", "v2")
+AUTH_MODES = ("google", "none", "basic", "airflow-jwt", "id-token", "bearer")
+STORAGE_ACTIONS = ("finalized", "deleted", "archived", "metadataUpdated")
+
+# Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit.
+DAG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
+
+class Secret(str):
+    """A string that never shows itself in repr(), so a logged Settings value cannot leak it."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    airflow_uri: str
+    dag_id: str
+    api_version: str = "auto"
+    auth: str = "google"
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+    token: Secret = field(default_factory=Secret)
+    audience: str = ""
+    timeout_s: float = 20.0
+    retry_budget_s: float = 30.0
+    max_conf_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    storage_actions: frozenset[str] = field(default_factory=lambda: frozenset({"finalized"}))
+    log_level: str = "INFO"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values the log formatter masks wherever they appear."""
+        return tuple(s for s in (self.password, self.token) if s)
+
+
+_EXAMPLES = {
+    "AIRFLOW_URI": "https://abc123-dot-us-central1.composer.googleusercontent.com",
+    "DAG_ID": "ingest_landing_files",
+    "AIRFLOW_API_VERSION": "auto",
+    "AIRFLOW_AUTH": "google",
+    "AIRFLOW_TIMEOUT_SECONDS": "20",
+    "AIRFLOW_RETRY_BUDGET_SECONDS": "30",
+    "MAX_CONF_BYTES": "65536",
+    "MAX_BODY_BYTES": "1048576",
+    "STORAGE_EVENT_TYPES": "finalized,metadataUpdated",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def _bad(name: str, problem: str) -> ConfigError:
+    example = _EXAMPLES.get(name, "")
+    hint = f" (example: {name}={example})" if example else ""
+    return ConfigError(f"{name}: {problem}{hint}")
+
+
+def normalize_airflow_uri(raw: str) -> str:
+    """Accept what users paste: trailing slashes and the UI's ``/home`` suffix go; credentials in the URL do not."""
+    name = "AIRFLOW_URI"
+    value = raw.strip()
+    if not value:
+        raise _bad(name, "is required: the Airflow web server URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad(name, "must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise _bad(name, "must not carry credentials; use AIRFLOW_AUTH=basic with AIRFLOW_USERNAME/AIRFLOW_PASSWORD")
+    if parts.query or parts.fragment:
+        raise _bad(name, "must not have a query string or fragment")
+    path = parts.path.rstrip("/")
+    for suffix in ("/home", "/api/v1", "/api/v2"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
+
+
+def validate_dag_id(dag_id: str, where: str = "DAG_ID") -> str:
+    if not DAG_ID_PATTERN.match(dag_id):
+        raise _bad(where, f"{dag_id!r} is not a valid DAG id (letters, digits, '_', '.', '-'; at most 250)")
+    return dag_id
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(name, f"{raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise _bad(name, f"{raw} is outside {low:g}..{high:g}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if value not in choices:
+        raise _bad(name, f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _storage_actions(env: Mapping[str, str]) -> frozenset[str]:
+    raw = env.get("STORAGE_EVENT_TYPES", "").strip() or "finalized"
+    actions = frozenset(a.strip() for a in raw.split(",") if a.strip())
+    unknown = sorted(actions - set(STORAGE_ACTIONS))
+    if unknown or not actions:
+        raise _bad("STORAGE_EVENT_TYPES", f"unknown {unknown}; choose from {', '.join(STORAGE_ACTIONS)}")
+    return actions
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Parse and validate every setting; raise ConfigError naming the first bad variable."""
+    auth = _choice(env, "AIRFLOW_AUTH", AUTH_MODES, "google")
+    username = env.get("AIRFLOW_USERNAME", "")
+    password = Secret(env.get("AIRFLOW_PASSWORD", ""))
+    token = Secret(env.get("AIRFLOW_TOKEN", ""))
+    if auth in ("basic", "airflow-jwt") and not (username and password):
+        raise ConfigError(
+            f"AIRFLOW_AUTH={auth} needs AIRFLOW_USERNAME and AIRFLOW_PASSWORD "
+            "(map the password from Secret Manager: --set-secrets=AIRFLOW_PASSWORD=airflow-password:latest)"
+        )
+    if auth == "bearer" and not token:
+        raise ConfigError("AIRFLOW_AUTH=bearer needs AIRFLOW_TOKEN (--set-secrets=AIRFLOW_TOKEN=airflow-token:latest)")
+    airflow_uri = normalize_airflow_uri(env.get("AIRFLOW_URI", ""))
+    dag_id = env.get("DAG_ID", "").strip()
+    if not dag_id:
+        raise _bad("DAG_ID", "is required: the DAG to trigger")
+    level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise _bad("LOG_LEVEL", f"{level!r} is not DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        airflow_uri=airflow_uri,
+        dag_id=validate_dag_id(dag_id),
+        api_version=_choice(env, "AIRFLOW_API_VERSION", API_VERSIONS, "auto"),
+        auth=auth,
+        username=username,
+        password=password,
+        token=token,
+        audience=env.get("AIRFLOW_AUDIENCE", "").strip() or airflow_uri,
+        timeout_s=_number(env, "AIRFLOW_TIMEOUT_SECONDS", 20.0, 0.1, 600.0),
+        retry_budget_s=_number(env, "AIRFLOW_RETRY_BUDGET_SECONDS", 30.0, 0.0, 3600.0),
+        max_conf_bytes=int(_number(env, "MAX_CONF_BYTES", 64 * 1024, 2, 16 * 1024 * 1024)),
+        max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1024 * 1024, 2, 32 * 1024 * 1024)),
+        storage_actions=_storage_actions(env),
+        log_level=level,
+    )
