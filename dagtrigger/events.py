@@ -29,7 +29,7 @@ STORAGE_TYPES: Mapping[str, str] = {
 }
 
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
-MAX_IDENTITY_CHARS = 1024
+MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
 
 class Kind(Enum):

@@ -1,0 +1,131 @@
+"""The pipeline in process against a fake Airflow: outcomes, conf cap, ignore rules and what gets logged."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from dagtrigger import events, logs
+from dagtrigger.outcome import Kind
+from dagtrigger.pipeline import Pipeline
+from dagtrigger.settings import settings_from_env
+from tests.support.fakes import Answer, FakeAirflow
+
+from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
+
+TOKEN = "static-token-that-must-never-be-logged-0123456789"
+
+
+@pytest.fixture
+def airflow() -> Iterator[FakeAirflow]:
+    with FakeAirflow() as fake:
+        yield fake
+
+
+def make(airflow: FakeAirflow, **env: str) -> tuple[Pipeline, io.StringIO]:
+    base = {
+        "AIRFLOW_URI": airflow.url,
+        "DAG_ID": "example_dag",
+        "AIRFLOW_AUTH": "bearer",
+        "AIRFLOW_TOKEN": TOKEN,
+        "AIRFLOW_RETRY_BUDGET_SECONDS": "1",
+        "AIRFLOW_TIMEOUT_SECONDS": "2",
+    }
+    pipeline = Pipeline.from_env({**base, **env})
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter(pipeline.settings.secrets()))
+    pipeline.log.handlers = [handler]
+    return pipeline, stream
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def storage_event(**attrs: str) -> events.Event:
+    return events.from_cloud_event(storage_attrs(**attrs), storage_data())
+
+
+def test_done_then_duplicate(airflow: FakeAirflow) -> None:
+    pipeline, stream = make(airflow)
+    first = pipeline.handle(storage_event())
+    again = pipeline.handle(storage_event(id="redelivered-with-new-id"))
+    assert (first.kind, again.kind) == (Kind.DONE, Kind.DUPLICATE)
+    assert len(airflow.runs) == 1
+    records = lines(stream)
+    assert [r["outcome"] for r in records] == ["done", "duplicate"]
+    assert all(r["severity"] == "INFO" and r["dag_id"] == "example_dag" and r["run_id"] for r in records)
+    assert records[0]["event_id"] == "7412583904123456"
+    seen = airflow.server.requests_to("/dagRuns")[0]
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in stream.getvalue()
+
+
+def test_missing_dag_is_acknowledged_with_an_error(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(404, {"detail": "DAG with dag_id: 'example_dag' not found"})]
+    pipeline, stream = make(airflow)
+    report = pipeline.handle(storage_event())
+    assert report.kind is Kind.FAILED and report.acknowledged
+    record = lines(stream)[-1]
+    assert record["severity"] == "ERROR" and record["status"] == 404
+    assert "not found" in str(record["message"]) and "example_dag" in str(record["message"])
+
+
+def test_permission_denied_is_redelivered_with_the_fix(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(403, {"detail": "Forbidden"})]
+    pipeline, stream = make(airflow)
+    report = pipeline.handle(storage_event())
+    assert report.kind is Kind.RETRY and not report.acknowledged
+    message = str(lines(stream)[-1]["message"])
+    assert "Op role" in message and "accounts.google.com:NUMERIC_USER_ID" in message
+
+
+def test_persistent_5xx_means_redeliver(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(503, "<html>down</html>")] * 50
+    pipeline, _ = make(airflow)
+    assert pipeline.handle(storage_event()).kind is Kind.RETRY
+
+
+def test_oversized_conf_is_not_sent(airflow: FakeAirflow) -> None:
+    pipeline, stream = make(airflow, MAX_CONF_BYTES="100")
+    report = pipeline.handle(storage_event())
+    assert report.kind is Kind.FAILED
+    assert "MAX_CONF_BYTES=100" in report.reason
+    assert not airflow.server.requests_to("/dagRuns")
+
+
+def test_other_storage_actions_are_ignored_unless_enabled(airflow: FakeAirflow) -> None:
+    deleted = storage_event(type="google.cloud.storage.object.v1.deleted")
+    pipeline, stream = make(airflow)
+    assert pipeline.handle(deleted).kind is Kind.IGNORED
+    assert lines(stream)[-1]["severity"] == "INFO"
+    enabled, _ = make(airflow, STORAGE_EVENT_TYPES="finalized,deleted")
+    assert enabled.handle(deleted).kind is Kind.DONE
+
+
+def test_unknown_event_type_is_acknowledged_with_a_warning(airflow: FakeAirflow) -> None:
+    pipeline, stream = make(airflow)
+    report = pipeline.handle(events.from_cloud_event(storage_attrs(type="com.example.other"), {}))
+    assert report.kind is Kind.IGNORED and report.acknowledged
+    assert lines(stream)[-1]["severity"] == "WARNING"
+
+
+def test_pubsub_message(airflow: FakeAirflow) -> None:
+    pipeline, _ = make(airflow)
+    report = pipeline.handle(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "t"}')))
+    assert report.kind is Kind.DONE
+    (body,) = airflow.runs.values()
+    assert body["conf"]["table"] == "t" and body["conf"]["_event"]["message_id"] == "11223344556677"
+
+
+def test_formatter_masks_credentials_anywhere() -> None:
+    formatter = logs.JsonFormatter(["hunter2-password"])
+    record = logging.LogRecord("x", logging.INFO, "", 0, "auth Bearer abcdefghijk and hunter2-password", (), None)
+    text = formatter.format(record)
+    assert "abcdefghijk" not in text and "hunter2-password" not in text
+    assert json.loads(text)["severity"] == "INFO"
