@@ -12,7 +12,6 @@ import pytest
 from dagtrigger import events, logs
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline
-from dagtrigger.settings import settings_from_env
 from tests.support.fakes import Answer, FakeAirflow
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
@@ -92,7 +91,7 @@ def test_persistent_5xx_means_redeliver(airflow: FakeAirflow) -> None:
 
 
 def test_oversized_conf_is_not_sent(airflow: FakeAirflow) -> None:
-    pipeline, stream = make(airflow, MAX_CONF_BYTES="100")
+    pipeline, _stream = make(airflow, MAX_CONF_BYTES="100")
     report = pipeline.handle(storage_event())
     assert report.kind is Kind.FAILED
     assert "MAX_CONF_BYTES=100" in report.reason
