@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fakes import FakeAirflow, FakeMetadataServer
-from tests.support.function import FunctionProcess
+from devtools.localfunction import FunctionProcess
 from tests.unit.samples import storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The function as users run it: a real ``functions-framework`` process on 127.0.0.1, fed real CloudEvents."""
+"""The function as users run it: a real functions-framework process on 127.0.0.1, fed real CloudEvents."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import requests
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 START_DEADLINE_S = 30.0
 
 
