@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fakes import FakeAirflow, FakeMetadataServer
 from devtools.localfunction import FunctionProcess
+from tests.support.fakes import FakeAirflow, FakeMetadataServer
 from tests.unit.samples import storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration
