@@ -14,7 +14,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events
+from dagtrigger import events, signature
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline, Report
@@ -38,9 +38,9 @@ def _reject(error: BadEvent) -> NoReturn:
 def trigger_event(cloud_event: CloudEvent) -> None:
     try:
         event = events.from_cloud_event(cloud_event.get_attributes(), cloud_event.data)
+        report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
-    report = PIPELINE.handle(event)
     if not report.acknowledged:
         flask.abort(_json(503, report.as_json()))
 
@@ -67,18 +67,28 @@ def _webhook_status(report: Report) -> int:
     return WEBHOOK_STATUS[report.kind]
 
 
+def _check_signature(request: flask.Request, body: bytes, push: bool) -> None:
+    settings = PIPELINE.settings
+    if settings.webhook_secret and not (push and settings.allow_unsigned_push):
+        signature.verify(
+            settings.webhook_secret, request.headers.get(signature.HEADER), body, settings.webhook_tolerance_s
+        )
+
+
 @functions_framework.http
 def trigger_http(request: flask.Request) -> flask.Response:
     try:
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
-        parsed = json.loads(body) if body.strip() else None
-        if isinstance(parsed, dict) and events.is_push_envelope(parsed):
+        try:
+            parsed = json.loads(body) if body.strip() else None
+        except ValueError:
+            parsed = None
+        push = isinstance(parsed, dict) and events.is_push_envelope(parsed)
+        _check_signature(request, body, push)
+        if isinstance(parsed, dict) and push:
             report = PIPELINE.handle(events.from_push_envelope(parsed))
             return _answer(report, 200 if report.acknowledged else 503)
-        event = events.from_webhook(body, dict(request.headers), request.path)
+        report = PIPELINE.handle(events.from_webhook(body, dict(request.headers), request.path))
     except BadEvent as error:
         _reject(error)
-    except ValueError as error:
-        _reject(BadEvent(f"request body is not valid JSON: {error}"))
-    report = PIPELINE.handle(event)
     return _answer(report, _webhook_status(report))

@@ -43,8 +43,13 @@ def _compose(prefix: str, readable: list[tuple[str, int, bool]], digest: str) ->
     return "__".join(pieces)  # the budgets above keep this within RUN_ID_MAX
 
 
-def run_id_for(event: Event) -> str:
-    """Deterministic, readable, unique per object version / message / webhook key; always matches RUN_ID_PATTERN."""
+def run_id_for(event: Event, salt: str | None = None) -> str:
+    """Deterministic, readable, unique per object version / message / webhook key; always matches RUN_ID_PATTERN.
+
+    ``salt`` (a route name) separates the runs of two routes that trigger the same DAG for one event.
+    """
+    if salt:
+        return _salted(run_id_for(event), salt)
     if event.kind is Kind.STORAGE and event.storage is not None:
         obj = event.storage
         action = event.action or "object"
@@ -64,6 +69,11 @@ def run_id_for(event: Event) -> str:
         digest = _digest("webhook", hook.path, key or hook.body_sha256)
         return _compose("webhook", [(key or "body", 120, False)], digest)
     return _compose("event", [(event.type, 80, False), (event.id, 100, False)], _digest(event.type, event.id))
+
+
+def _salted(run_id: str, salt: str) -> str:
+    head, _, digest = run_id.rpartition("__")
+    return f"{head[: RUN_ID_MAX - 80]}__{_readable(salt, 64)}__{_digest(digest, salt)}"
 
 
 def _event_info(event: Event) -> dict[str, Any]:
@@ -86,6 +96,7 @@ def _event_info(event: Event) -> dict[str, Any]:
         )
     if event.webhook is not None:
         info.update(idempotency_key=event.webhook.idempotency_key, body_sha256=event.webhook.body_sha256)
+    info.update(event.extra)
     return info
 
 
@@ -124,3 +135,53 @@ def build_conf(event: Event) -> dict[str, Any]:
 def conf_size(conf: dict[str, Any]) -> int:
     """Bytes of the conf as it goes on the wire (UTF-8 JSON)."""
     return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _message_value(data: bytes | None) -> Any:
+    payload = _message_payload(data)
+    for key in ("data_json", "data_text", "data_base64"):
+        if key in payload and len(payload) == 1:
+            return payload[key]
+    return payload or None
+
+
+def template_context(event: Event) -> dict[str, Any]:
+    """The JSON document route templates see: plain data only, the same shape for direct and relayed events."""
+    context: dict[str, Any] = {
+        "kind": event.kind.value,
+        "event": {**_event_info(event), "action": event.action},
+        "conf": build_conf(event),
+    }
+    if event.storage is not None:
+        obj = event.storage
+        folder = obj.name.rpartition("/")[0]
+        context.update(
+            object=dict(obj.resource),
+            bucket=obj.bucket,
+            name=obj.name,
+            generation=obj.generation,
+            folder=folder,
+            uri=f"gs://{obj.bucket}/{obj.name}",
+            folder_uri=f"gs://{obj.bucket}/{folder}/" if folder else f"gs://{obj.bucket}/",
+            content_type=obj.resource.get("contentType"),
+            metadata=obj.resource.get("metadata") or {},
+        )
+    if event.message is not None:
+        msg = event.message
+        context.update(
+            message={
+                "data": _message_value(msg.data),
+                "attributes": dict(msg.attributes),
+                "message_id": msg.message_id,
+                "publish_time": msg.publish_time,
+                "topic": msg.topic,
+                "subscription": msg.subscription,
+            },
+            attributes=dict(msg.attributes),
+        )
+        value = _message_value(msg.data)
+        if isinstance(value, dict):
+            context["body"] = value
+    if event.webhook is not None:
+        context.update(body=dict(event.webhook.body), path=event.webhook.path)
+    return context

@@ -10,10 +10,12 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import unquote
 
 from .exceptions import BadEvent
 
@@ -28,6 +30,14 @@ STORAGE_TYPES: Mapping[str, str] = {
     "google.cloud.storage.object.v1.metadataUpdated": "metadataUpdated",
 }
 
+# Cloud Storage Pub/Sub notifications (attribute eventType) → the CloudEvent type of the same change.
+NOTIFICATION_TYPES: Mapping[str, str] = {
+    "OBJECT_FINALIZE": "google.cloud.storage.object.v1.finalized",
+    "OBJECT_DELETE": "google.cloud.storage.object.v1.deleted",
+    "OBJECT_ARCHIVE": "google.cloud.storage.object.v1.archived",
+    "OBJECT_METADATA_UPDATE": "google.cloud.storage.object.v1.metadataUpdated",
+}
+DAG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
@@ -65,6 +75,7 @@ class Webhook:
     idempotency_key: str | None
     body_sha256: str
     path: str
+    requested_dag: str | None = None  # from a /dags/<dag_id> path; allowed only if a route lists it
 
 
 @dataclass(frozen=True)
@@ -188,8 +199,43 @@ def from_cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
     if ce_type == PUBSUB_TYPE:
         envelope = _json_object(data, "Pub/Sub event data")
         message = _pubsub_message(envelope, _topic_from_source(source), fallback_id=ce_id)
-        return Event(kind=Kind.PUBSUB, message=message, **common)
+        return _storage_notification(message) or Event(kind=Kind.PUBSUB, message=message, **common)
     return Event(kind=Kind.UNSUPPORTED, **common)
+
+
+def _storage_notification(message: PubSubMessage) -> Event | None:
+    """A Cloud Storage notification that came through Pub/Sub, as the storage event it describes.
+
+    Same object version → same run id as the direct Eventarc event, so the two paths never double a run.
+    """
+    attrs = message.attributes
+    ce_type = NOTIFICATION_TYPES.get(attrs.get("eventType", ""))
+    if ce_type is None or not attrs.get("bucketId") or not attrs.get("objectId"):
+        return None
+    resource: Mapping[str, Any] = {}
+    if message.data and attrs.get("payloadFormat", "JSON_API_V1") == "JSON_API_V1":
+        try:
+            parsed = json.loads(message.data)
+            resource = parsed if isinstance(parsed, dict) else {}
+        except ValueError:
+            resource = {}
+    resource = {
+        **resource,
+        "bucket": resource.get("bucket") or attrs["bucketId"],
+        "name": resource.get("name") or attrs["objectId"],
+        "generation": str(resource.get("generation") or attrs.get("objectGeneration") or ""),
+    }
+    obj = _storage(resource, {})
+    return Event(
+        kind=Kind.STORAGE,
+        id=message.message_id,
+        type=ce_type,
+        source=f"//storage.googleapis.com/projects/_/buckets/{obj.bucket}",
+        subject=f"objects/{obj.name}",
+        time=attrs.get("eventTime") or message.publish_time,
+        storage=obj,
+        extra={"via": "pubsub", "message_id": message.message_id, "subscription": message.subscription or ""},
+    )
 
 
 def is_push_envelope(body: Any) -> bool:
@@ -199,6 +245,9 @@ def is_push_envelope(body: Any) -> bool:
 def from_push_envelope(body: Mapping[str, Any]) -> Event:
     """A Pub/Sub push subscription's POST body: ``{"message": {...}, "subscription": "projects/…"}``."""
     message = _pubsub_message(body, topic=None, fallback_id=None)
+    notification = _storage_notification(message)
+    if notification is not None:
+        return notification
     return Event(
         kind=Kind.PUBSUB,
         id=message.message_id,
@@ -221,5 +270,18 @@ def from_webhook(raw_body: bytes, headers: Mapping[str, str], path: str) -> Even
         id=key or f"sha256:{digest}",
         type=WEBHOOK_TYPE,
         source=path or "/",
-        webhook=Webhook(body=body, idempotency_key=key, body_sha256=digest, path=path or "/"),
+        webhook=Webhook(
+            body=body, idempotency_key=key, body_sha256=digest, path=path or "/", requested_dag=requested_dag(path)
+        ),
     )
+
+
+def requested_dag(path: str) -> str | None:
+    """``…/dags/<dag_id>`` names a DAG; a name that cannot be a DAG id is a 404, before any routing."""
+    parts = [p for p in (path or "").split("/") if p]
+    if len(parts) < 2 or parts[-2] != "dags":
+        return None
+    dag_id = unquote(parts[-1])
+    if not DAG_ID_PATTERN.match(dag_id):
+        raise BadEvent(f"no such DAG {dag_id[:100]!r}", 404)
+    return dag_id

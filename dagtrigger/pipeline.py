@@ -17,11 +17,14 @@ import requests
 from . import logs
 from .airflow import AirflowClient, TriggerCall, make_session
 from .auth import make_auth
-from .conf import build_conf, conf_size, run_id_for
+from .conf import conf_size, run_id_for
 from .events import Event
-from .exceptions import AirflowUnreachable, CredentialsUnavailable
+from .exceptions import AirflowUnreachable, BadEvent, CredentialsUnavailable
+from .manifest import ManifestError, read_manifest
 from .outcome import SEVERITY, Kind, Outcome, classify, combine
+from .render import TemplateError, manifest_location, render
 from .routing import Target, route
+from .rules import Rules, load_rules, single_route
 from .settings import Settings, settings_from_env
 
 
@@ -66,9 +69,12 @@ class Report:
 class Pipeline:
     """Holds the per-process singletons (settings, HTTP session, credentials); safe to share between threads."""
 
-    def __init__(self, settings: Settings, client: AirflowClient, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: AirflowClient, rules: Rules, logger: logging.Logger | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
+        self.rules = rules
         self.log = logger or logs.get_logger()
 
     @classmethod
@@ -82,7 +88,12 @@ class Pipeline:
             timeout_s=settings.timeout_s,
             session=make_session(settings.retry_budget_s),
         )
-        return cls(settings, client, logger)
+        if settings.routes_file:
+            rules = load_rules(settings.routes_file)
+        else:
+            assert settings.dag_id is not None
+            rules = single_route(settings.dag_id, settings.storage_actions)
+        return cls(settings, client, rules, logger)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Pipeline:
@@ -90,7 +101,10 @@ class Pipeline:
         return cls.from_settings(settings_from_env(os.environ if env is None else env))
 
     def handle(self, event: Event) -> Report:
-        decision = route(event, self.settings)
+        """Trigger every DAG the event routes to. Raises BadEvent(403) for a webhook naming a DAG no route allows."""
+        decision = route(event, self.rules)
+        if decision.refused:
+            raise BadEvent(decision.reason, 403)
         if not decision.targets:
             self._log(decision.severity, decision.reason, event, outcome=Kind.IGNORED.value)
             return Report(event, Kind.IGNORED, decision.reason)
@@ -100,18 +114,32 @@ class Pipeline:
         return Report(event, kind, reasons, results)
 
     def _trigger(self, event: Event, target: Target) -> Result:
-        run_id = run_id_for(event)
-        conf = build_conf(event)
-        size = conf_size(conf)
-        if size > self.settings.max_conf_bytes:
-            outcome = Outcome(
-                Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={self.settings.max_conf_bytes}; not sent"
-            )
+        run_id = run_id_for(event, target.name if target.route.shares_dag else None)
+        try:
+            manifest = self._manifest(event, target)
+            rendered = render(event, target.route, manifest)
+        except TemplateError as exc:
+            outcome = Outcome(Kind.FAILED, f"conf could not be built: {exc}")
+        except ManifestError as exc:
+            outcome = Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc))
         else:
-            outcome = self._call(TriggerCall(target.dag_id, run_id, conf, target.note))
+            run_id = rendered.run_id
+            size = conf_size(rendered.conf)
+            if size > self.settings.max_conf_bytes:
+                limit = self.settings.max_conf_bytes
+                outcome = Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent")
+            else:
+                outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
         result = Result(target, run_id, outcome)
         self._log_result(event, result)
         return result
+
+    def _manifest(self, event: Event, target: Target) -> Any:
+        spec = target.route.manifest
+        if spec is None:
+            return None
+        bucket, name = manifest_location(event, target.route)
+        return read_manifest(bucket, name, spec.max_bytes)
 
     def _call(self, call: TriggerCall) -> Outcome:
         try:
@@ -146,7 +174,7 @@ class Pipeline:
             run_id=result.run_id,
             outcome=kind.value,
             status=result.outcome.status,
-            route=result.target.route,
+            route=result.target.name,
         )
 
     def _log(self, severity: str, message: str, event: Event, **fields: Any) -> None:

@@ -1,36 +1,192 @@
-"""Which DAG(s) an event goes to. Today: the one ``DAG_ID`` route plus the built-in ignore rules.
+"""Which DAG(s) an event goes to: the built-in ignore rules, then every route whose matchers all pass.
 
-Kept apart from the pipeline so richer routing (rules from a file, several DAGs per event) replaces only this module.
+Pure: an Event and the Rules in, a Decision out. When nothing matches, the decision says why for each route, so the
+INFO log answers "why did my upload not trigger?" without a debugger.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .events import Event, Kind
-from .settings import Settings
+from .rules import Match, Route, Rules, TextMatch
 
 
 @dataclass(frozen=True)
 class Target:
+    route: Route
     dag_id: str
-    route: str = "default"
-    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.route.name
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The targets for an event; when there are none, ``reason`` says why and ``severity`` how loudly."""
+    """The targets for an event; when there are none, ``reason`` says why and ``severity`` how loudly.
+
+    ``refused`` is set when a webhook named a DAG (``/dags/<id>``) that no route allows: the caller gets 403.
+    """
 
     targets: tuple[Target, ...]
     reason: str = ""
     severity: str = "INFO"
+    refused: bool = False
 
 
-def route(event: Event, settings: Settings) -> Decision:
+def _ignored(event: Event, rules: Rules) -> str | None:
+    """The built-in ignore rules for storage objects: placeholders, temporary uploads, objects flagged by a DAG."""
+    if event.storage is None:
+        return None
+    name = event.storage.name
+    if rules.ignore.placeholders and name.endswith("/"):
+        return f"{name!r} is a folder placeholder (ends with '/')"
+    for pattern in rules.ignore.temporary:
+        if pattern.match(name):
+            return f"{name!r} is a temporary upload name"
+    metadata = event.storage.resource.get("metadata")
+    if isinstance(metadata, Mapping):
+        flag = str(metadata.get(rules.ignore.metadata_key, "")).lower()
+        if flag in ("1", "true", "yes"):
+            return f"object metadata {rules.ignore.metadata_key}={flag}: written by a DAG, ignored to avoid a loop"
+    return None
+
+
+def _field(document: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(document, Mapping) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
+        else:
+            return _MISSING
+    return document
+
+
+_MISSING = object()
+DEFAULT_ACTIONS = ("finalized",)  # storage actions a route accepts when it names none
+
+
+def json_body(event: Event) -> Any:
+    """The JSON document body matchers look at: a webhook's body or a Pub/Sub message's JSON data."""
+    if event.webhook is not None:
+        return event.webhook.body
+    if event.message is not None and event.message.data is not None:
+        try:
+            return json.loads(event.message.data)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _mismatch(match: Match, event: Event) -> str | None:
+    """None when every matcher passes, else the first reason it does not."""
+    if match.kinds and event.kind.value not in match.kinds:
+        return f"kind is {event.kind.value}, not {'/'.join(match.kinds)}"
+    obj = event.storage
+    if obj is not None:
+        actions = match.actions or DEFAULT_ACTIONS
+        if event.action not in actions:
+            return f"storage event {event.action!r} is not in {list(actions)}"
+    storage_tests: list[tuple[TextMatch | None, str, Any]] = [
+        (match.bucket, "bucket", obj.bucket if obj else None),
+        (match.name, "object name", obj.name if obj else None),
+        (match.content_type, "content type", obj.resource.get("contentType") if obj else None),
+    ]
+    for test, what, value in storage_tests:
+        if test is not None:
+            why = test.failure(_text(value), what)
+            if why:
+                return why
+    if match.size_min is not None or match.size_max is not None:
+        try:
+            size = int(obj.resource.get("size", "")) if obj else None
+        except (TypeError, ValueError):
+            size = None
+        if size is None:
+            return "object size is unknown"
+        if match.size_min is not None and size < match.size_min:
+            return f"size {size} is below {match.size_min}"
+        if match.size_max is not None and size > match.size_max:
+            return f"size {size} is above {match.size_max}"
+    metadata = obj.resource.get("metadata") if obj else None
+    for key, test in match.metadata:
+        value = metadata.get(key) if isinstance(metadata, Mapping) else None
+        why = test.failure(_text(value), f"metadata {key}")
+        if why:
+            return why
+    message = event.message
+    for key, test in match.attributes:
+        why = test.failure(message.attributes.get(key) if message else None, f"attribute {key}")
+        if why:
+            return why
+    if match.topic is not None:
+        why = match.topic.failure(message.topic if message else None, "topic")
+        if why:
+            return why
+    if match.path is not None:
+        why = match.path.failure(event.webhook.path if event.webhook else None, "path")
+        if why:
+            return why
+    if match.body:
+        body = json_body(event)
+        for dotted, expected in match.body:
+            value = _field(body, dotted)
+            if isinstance(expected, TextMatch):
+                why = expected.failure(None if value is _MISSING else _text(value), f"body field {dotted}")
+                if why:
+                    return why
+            elif value is _MISSING or value != expected:
+                return f"body field {dotted} is not {json.dumps(expected)}"
+    if match.exclude is not None and _mismatch(match.exclude, event) is None:
+        return "excluded by its exclude rule"
+    return None
+
+
+def _route_failure(route: Route, event: Event) -> str | None:
+    why = _mismatch(route.match, event)
+    if why is None and route.marker is not None:
+        name = event.storage.name if event.storage else None
+        if name is None or name.rpartition("/")[2] != route.marker:
+            return f"not the marker object {route.marker!r}"
+    return why
+
+
+def route(event: Event, rules: Rules) -> Decision:
+    """The targets for an event, in route order."""
     if event.kind is Kind.UNSUPPORTED:
         return Decision((), f"unsupported event type {event.type!r}: acknowledged, not retried", "WARNING")
-    if event.kind is Kind.STORAGE and event.action not in settings.storage_actions:
-        enabled = ",".join(sorted(settings.storage_actions))
-        return Decision((), f"storage event {event.action!r} is not enabled (STORAGE_EVENT_TYPES={enabled})")
-    return Decision((Target(settings.dag_id),))
+    ignored = _ignored(event, rules)
+    if ignored:
+        return Decision((), f"ignored: {ignored}")
+    requested = event.webhook.requested_dag if event.webhook else None
+    targets: list[Target] = []
+    misses: list[str] = []
+    for candidate in rules.routes:
+        why = _route_failure(candidate, event)
+        if why is None and requested is not None:
+            allowed = requested in candidate.allow_dags or (rules.source == "DAG_ID" and requested == candidate.dag_id)
+            why = None if allowed else f"DAG {requested!r} is not in allow_dags"
+        if why is None:
+            dag_id = requested or candidate.dag_id
+            if dag_id is None:
+                why = "no dag_id (this route only serves /dags/<dag_id> webhooks)"
+            else:
+                targets.append(Target(candidate, dag_id))
+                continue
+        misses.append(f"route {candidate.name!r}: {why}")
+    if targets:
+        return Decision(tuple(targets))
+    if requested is not None:
+        return Decision((), f"DAG {requested!r} is not allowed for webhooks", "WARNING", refused=True)
+    return Decision((), "matched no route: " + "; ".join(misses))

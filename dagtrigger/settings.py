@@ -31,7 +31,7 @@ class Secret(str):
 @dataclass(frozen=True)
 class Settings:
     airflow_uri: str
-    dag_id: str
+    dag_id: str | None
     api_version: str = "auto"
     auth: str = "google"
     username: str = ""
@@ -44,10 +44,14 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     storage_actions: frozenset[str] = field(default_factory=lambda: frozenset({"finalized"}))
     log_level: str = "INFO"
+    routes_file: str | None = None
+    webhook_secret: Secret = field(default_factory=Secret)
+    webhook_tolerance_s: float = 300.0
+    allow_unsigned_push: bool = False
 
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
-        return tuple(s for s in (self.password, self.token) if s)
+        return tuple(s for s in (self.password, self.token, self.webhook_secret) if s)
 
 
 _EXAMPLES = {
@@ -61,6 +65,8 @@ _EXAMPLES = {
     "MAX_BODY_BYTES": "1048576",
     "STORAGE_EVENT_TYPES": "finalized,metadataUpdated",
     "LOG_LEVEL": "INFO",
+    "ROUTES_FILE": "routes.yaml",
+    "WEBHOOK_TOLERANCE_SECONDS": "300",
 }
 
 
@@ -139,15 +145,21 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     if auth == "bearer" and not token:
         raise ConfigError("AIRFLOW_AUTH=bearer needs AIRFLOW_TOKEN (--set-secrets=AIRFLOW_TOKEN=airflow-token:latest)")
     airflow_uri = normalize_airflow_uri(env.get("AIRFLOW_URI", ""))
-    dag_id = env.get("DAG_ID", "").strip()
-    if not dag_id:
-        raise _bad("DAG_ID", "is required: the DAG to trigger")
+    dag_id = env.get("DAG_ID", "").strip() or None
+    routes_file = env.get("ROUTES_FILE", "").strip() or None
+    if not dag_id and not routes_file:
+        raise _bad("DAG_ID", "is required (the DAG to trigger), or set ROUTES_FILE to a routing file")
+    if dag_id and routes_file:
+        raise ConfigError("set either DAG_ID (one route) or ROUTES_FILE (routing rules), not both")
+    webhook_secret = Secret(env.get("WEBHOOK_HMAC_SECRET", ""))
+    if webhook_secret and len(webhook_secret) < 16:
+        raise ConfigError("WEBHOOK_HMAC_SECRET: must be at least 16 characters (generate one: openssl rand -hex 32)")
     level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("LOG_LEVEL", f"{level!r} is not DEBUG, INFO, WARNING or ERROR")
     return Settings(
         airflow_uri=airflow_uri,
-        dag_id=validate_dag_id(dag_id),
+        dag_id=validate_dag_id(dag_id) if dag_id else None,
         api_version=_choice(env, "AIRFLOW_API_VERSION", API_VERSIONS, "auto"),
         auth=auth,
         username=username,
@@ -160,4 +172,17 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1024 * 1024, 2, 32 * 1024 * 1024)),
         storage_actions=_storage_actions(env),
         log_level=level,
+        routes_file=routes_file,
+        webhook_secret=webhook_secret,
+        webhook_tolerance_s=_number(env, "WEBHOOK_TOLERANCE_SECONDS", 300.0, 1.0, 86400.0),
+        allow_unsigned_push=_flag(env, "ALLOW_UNSIGNED_PUSH"),
     )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise _bad(name, f"{raw!r} is not true or false")

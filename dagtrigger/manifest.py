@@ -1,0 +1,62 @@
+"""Read a route's manifest — a small JSON object in Cloud Storage — into the conf.
+
+google-cloud-storage is imported on first use only, so routes without manifests (and cold starts) pay nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+_client: Any = None
+_lock = threading.Lock()
+
+
+class ManifestError(RuntimeError):
+    """The manifest cannot be used: ``transient`` says whether a redelivery could succeed."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def _storage_client() -> Any:
+    global _client
+    with _lock:
+        if _client is None:
+            from google.cloud import storage
+
+            _client = storage.Client()
+        return _client
+
+
+def read_manifest(bucket: str, name: str, max_bytes: int) -> dict[str, Any]:
+    """The manifest's JSON object; ManifestError when missing, too large, not JSON, or not readable now."""
+    from google.api_core import exceptions as gexc
+
+    where = f"gs://{bucket}/{name}"
+    try:
+        blob = _storage_client().bucket(bucket).get_blob(name)
+        if blob is None:
+            raise ManifestError(f"manifest {where} does not exist")
+        if blob.size is not None and blob.size > max_bytes:
+            raise ManifestError(f"manifest {where} is {blob.size} bytes, over max_bytes={max_bytes}")
+        raw = blob.download_as_bytes(end=max_bytes)
+    except ManifestError:
+        raise
+    except (gexc.NotFound, gexc.Forbidden) as exc:
+        raise ManifestError(f"manifest {where} cannot be read: {type(exc).__name__} ({exc.code})") from None
+    except gexc.GoogleAPIError as exc:
+        raise ManifestError(f"manifest {where} could not be read now: {type(exc).__name__}", transient=True) from None
+    except Exception as exc:
+        raise ManifestError(f"manifest {where} could not be read now: {type(exc).__name__}", transient=True) from None
+    if len(raw) > max_bytes:
+        raise ManifestError(f"manifest {where} is over max_bytes={max_bytes}")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError(f"manifest {where} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ManifestError(f"manifest {where} must be a JSON object, got {type(document).__name__}")
+    return document

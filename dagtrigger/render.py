@@ -1,0 +1,56 @@
+"""Event + route → the conf, run id and note actually sent. Pure; raises TemplateError when a template cannot apply.
+
+Without templates a route sends the default conf (see conf.py) and the default run id; a route's ``conf`` entries
+are evaluated against the event's template context and laid over it (or replace it with ``conf_base: none``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .conf import RESERVED_KEY, build_conf, run_id_for, template_context
+from .events import Event
+from .rules import Route
+from .templates import TemplateError, safe_run_id
+
+__all__ = ["Rendered", "TemplateError", "render"]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    conf: dict[str, Any]
+    run_id: str
+    note: str | None = None
+
+
+def render(event: Event, route: Route, manifest: Any = None) -> Rendered:
+    context = template_context(event)
+    base = build_conf(event)
+    conf: dict[str, Any] = dict(base) if route.conf_base == "event" else {}
+    if route.marker is not None:
+        conf.update(folder=context.get("folder", ""), folder_uri=context.get("folder_uri", ""))
+    if route.manifest is not None:
+        context[route.manifest.into] = manifest
+        conf[route.manifest.into] = manifest
+    for key, expression in route.conf:
+        conf[key] = expression.evaluate(context)
+    conf[RESERVED_KEY] = {**base[RESERVED_KEY], "route": route.name}
+    default_id = run_id_for(event, route.name if route.shares_dag else None)
+    run_id = default_id
+    if route.run_id is not None:
+        candidate = route.run_id.render({**conf, "default": default_id})
+        run_id = safe_run_id(candidate, default_id.rpartition("__")[2])
+    note = route.note.render({**conf, "default": default_id})[:1000] if route.note is not None else None
+    return Rendered(conf, run_id, note)
+
+
+def manifest_location(event: Event, route: Route) -> tuple[str, str]:
+    """Bucket and object name of the route's manifest for this event (TemplateError when they cannot be built)."""
+    assert route.manifest is not None
+    context = template_context(event)
+    name = route.manifest.object.evaluate(context)
+    bucket = route.manifest.bucket.evaluate(context) if route.manifest.bucket else context.get("bucket")
+    if not isinstance(name, str) or not name or not isinstance(bucket, str) or not bucket:
+        raise TemplateError(f"route {route.name!r}: manifest bucket/object did not evaluate to names for this event")
+    return bucket, name

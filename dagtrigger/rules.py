@@ -1,0 +1,361 @@
+"""Routing rules from configuration (a YAML or JSON file, or the one-route ``DAG_ID`` shortcut), validated once.
+
+Every error names the route and the field (``route 'orders' → match.size.min: must be an integer ≥ 0``), so a bad
+file stops the deployment at start-up instead of misrouting events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+from .settings import DAG_ID_PATTERN, STORAGE_ACTIONS
+from .templates import Expression, TextTemplate
+
+KINDS = ("storage", "pubsub", "webhook")
+ROUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DEFAULT_TEMPORARY = (
+    "**/_temporary/**",
+    "_temporary/**",
+    "**/*._COPYING_",
+    "*._COPYING_",
+    "**/*.tmp",
+    "*.tmp",
+    "**/*.temp",
+    "*.temp",
+    "**/*.part",
+    "*.part",
+    "**/.~*",
+    ".~*",
+    "gcloud/tmp/parallel_composite_uploads/**",
+)
+IGNORE_METADATA_KEY = "dagtrigger-ignore"
+MANIFEST_MAX_BYTES = 64 * 1024
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Path globs: ``*`` and ``?`` stay inside one folder, ``**/`` spans folders, ``[...]`` is a class."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                out.append(f"[{'^' + body[1:] if body.startswith('!') else body}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("^" + "".join(out) + "$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """Each given test must pass; a list inside one test means any of its values."""
+
+    equals: tuple[str, ...] = ()
+    prefix: tuple[str, ...] = ()
+    suffix: tuple[str, ...] = ()
+    glob: tuple[re.Pattern[str], ...] = ()
+    regex: tuple[re.Pattern[str], ...] = ()
+    source: str = ""
+
+    def failure(self, value: str | None, what: str) -> str | None:
+        """None when the value matches, else a short reason (for the 'matched no route' log)."""
+        if value is None:
+            return f"{what} is absent"
+        if self.equals and value not in self.equals:
+            return f"{what} is not {' or '.join(self.equals)}"
+        if self.prefix and not value.startswith(self.prefix):
+            return f"{what} does not start with {' or '.join(self.prefix)}"
+        if self.suffix and not value.endswith(self.suffix):
+            return f"{what} does not end with {' or '.join(self.suffix)}"
+        if self.glob and not any(g.match(value) for g in self.glob):
+            return f"{what} does not match glob {' or '.join(g.pattern for g in self.glob)}"
+        if self.regex and not any(r.search(value) for r in self.regex):
+            return f"{what} does not match regex {' or '.join(r.pattern for r in self.regex)}"
+        return None
+
+
+@dataclass(frozen=True)
+class Match:
+    kinds: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    bucket: TextMatch | None = None
+    name: TextMatch | None = None
+    content_type: TextMatch | None = None
+    size_min: int | None = None
+    size_max: int | None = None
+    metadata: tuple[tuple[str, TextMatch], ...] = ()
+    attributes: tuple[tuple[str, TextMatch], ...] = ()
+    topic: TextMatch | None = None
+    path: TextMatch | None = None
+    body: tuple[tuple[str, Any], ...] = ()
+    exclude: Match | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    object: Expression
+    bucket: Expression | None
+    into: str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    dag_id: str | None
+    match: Match
+    allow_dags: tuple[str, ...] = ()
+    marker: str | None = None
+    conf: tuple[tuple[str, Expression], ...] = ()
+    conf_base: str = "event"
+    run_id: TextTemplate | None = None
+    note: TextTemplate | None = None
+    manifest: Manifest | None = None
+    shares_dag: bool = False  # another route targets the same DAG: the route name joins the run-id identity
+
+
+@dataclass(frozen=True)
+class Ignore:
+    placeholders: bool = True
+    temporary: tuple[re.Pattern[str], ...] = field(default_factory=lambda: tuple(map(glob_to_regex, DEFAULT_TEMPORARY)))
+    metadata_key: str = IGNORE_METADATA_KEY
+
+
+@dataclass(frozen=True)
+class Rules:
+    routes: tuple[Route, ...]
+    ignore: Ignore = field(default_factory=Ignore)
+    source: str = "DAG_ID"
+
+
+class _Reader:
+    """Walks the parsed document with a path, so every error says exactly where it is."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def error(self, path: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where} → {path}: {problem}")
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"must be a mapping, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise self.error(path, f"unknown field(s) {', '.join(map(str, unknown))}; allowed: {', '.join(allowed)}")
+        return value
+
+    def strings(self, value: Any, path: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, str) and v != "" for v in items):
+            raise self.error(path, "must be a non-empty string or a list of them")
+        return tuple(items)
+
+    def integer(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(path, "must be an integer ≥ 0")
+        return value
+
+    def text_match(self, value: Any, path: str) -> TextMatch:
+        if isinstance(value, (str, list)):
+            return TextMatch(equals=self.strings(value, path), source=json.dumps(value))
+        spec = self.mapping(value, path, ("equals", "prefix", "suffix", "glob", "regex"))
+        if not spec:
+            raise self.error(path, "needs at least one of equals, prefix, suffix, glob, regex")
+        regexes = []
+        for pattern in self.strings(spec["regex"], f"{path}.regex") if "regex" in spec else ():
+            try:
+                regexes.append(re.compile(pattern))
+            except re.error as exc:
+                raise self.error(f"{path}.regex", f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return TextMatch(
+            equals=self.strings(spec["equals"], f"{path}.equals") if "equals" in spec else (),
+            prefix=self.strings(spec["prefix"], f"{path}.prefix") if "prefix" in spec else (),
+            suffix=self.strings(spec["suffix"], f"{path}.suffix") if "suffix" in spec else (),
+            glob=tuple(map(glob_to_regex, self.strings(spec["glob"], f"{path}.glob"))) if "glob" in spec else (),
+            regex=tuple(regexes),
+            source=json.dumps(value),
+        )
+
+    def text_matches(self, value: Any, path: str) -> tuple[tuple[str, TextMatch], ...]:
+        if not isinstance(value, Mapping) or not value:
+            raise self.error(path, "must be a non-empty mapping of key → value or matcher")
+        return tuple((str(k), self.text_match(v, f"{path}.{k}")) for k, v in value.items())
+
+    def match(self, value: Any, path: str) -> Match:
+        fields = ("kind", "event", "bucket", "name", "content_type", "size", "metadata", "attributes", "topic",
+                  "path", "body", "exclude")  # fmt: skip
+        spec = self.mapping(value, path, fields)
+        kinds = self.strings(spec["kind"], f"{path}.kind") if "kind" in spec else ()
+        bad = sorted(set(kinds) - set(KINDS))
+        if bad:
+            raise self.error(f"{path}.kind", f"unknown {bad}; choose from {', '.join(KINDS)}")
+        actions = self.strings(spec["event"], f"{path}.event") if "event" in spec else ()
+        bad = sorted(set(actions) - set(STORAGE_ACTIONS))
+        if bad:
+            raise self.error(f"{path}.event", f"unknown {bad}; choose from {', '.join(STORAGE_ACTIONS)}")
+        size = self.mapping(spec.get("size", {}), f"{path}.size", ("min", "max"))
+        body = spec.get("body", {})
+        if not isinstance(body, Mapping):
+            raise self.error(f"{path}.body", "must be a mapping of JSON field path → value or matcher")
+        body_tests = tuple(
+            (str(k), self.text_match(v, f"{path}.body.{k}") if isinstance(v, Mapping) else v) for k, v in body.items()
+        )
+        return Match(
+            kinds=kinds,
+            actions=actions,
+            bucket=self.text_match(spec["bucket"], f"{path}.bucket") if "bucket" in spec else None,
+            name=self.text_match(spec["name"], f"{path}.name") if "name" in spec else None,
+            content_type=self.text_match(spec["content_type"], f"{path}.content_type")
+            if "content_type" in spec
+            else None,
+            size_min=self.integer(size["min"], f"{path}.size.min") if "min" in size else None,
+            size_max=self.integer(size["max"], f"{path}.size.max") if "max" in size else None,
+            metadata=self.text_matches(spec["metadata"], f"{path}.metadata") if "metadata" in spec else (),
+            attributes=self.text_matches(spec["attributes"], f"{path}.attributes") if "attributes" in spec else (),
+            topic=self.text_match(spec["topic"], f"{path}.topic") if "topic" in spec else None,
+            path=self.text_match(spec["path"], f"{path}.path") if "path" in spec else None,
+            body=body_tests,
+            exclude=self.match(spec["exclude"], f"{path}.exclude") if "exclude" in spec else None,
+        )
+
+    def route(self, value: Any, index: int) -> Route:
+        fields = ("name", "dag_id", "match", "allow_dags", "marker", "conf", "conf_base", "run_id", "note",
+                  "manifest")  # fmt: skip
+        raw_name = value.get("name") if isinstance(value, Mapping) else None
+        label = f"route {raw_name!r}" if isinstance(raw_name, str) else f"routes[{index}]"
+        spec = self.mapping(value, label, fields)
+        name = spec.get("name")
+        if not isinstance(name, str) or not ROUTE_NAME.match(name):
+            raise self.error(f"{label}.name", "is required: letters, digits, '_', '.', '-' (at most 64)")
+        dag_id = spec.get("dag_id")
+        if dag_id is not None and (not isinstance(dag_id, str) or not DAG_ID_PATTERN.match(dag_id)):
+            raise self.error(f"{label}.dag_id", f"{dag_id!r} is not a valid DAG id")
+        allow = self.strings(spec["allow_dags"], f"{label}.allow_dags") if "allow_dags" in spec else ()
+        for dag in allow:
+            if not DAG_ID_PATTERN.match(dag):
+                raise self.error(f"{label}.allow_dags", f"{dag!r} is not a valid DAG id")
+        if dag_id is None and not allow:
+            raise self.error(f"{label}.dag_id", "is required (or allow_dags, for webhooks naming /dags/<dag_id>)")
+        match = self.match(spec.get("match", {}), f"{label}.match")
+        conf_spec = spec.get("conf", {})
+        if not isinstance(conf_spec, Mapping):
+            raise self.error(f"{label}.conf", "must be a mapping of conf key → expression")
+        conf = tuple((str(k), Expression(str(v), f"{self.where} → {label}.conf.{k}")) for k, v in conf_spec.items())
+        conf_base = spec.get("conf_base", "event")
+        if conf_base not in ("event", "none"):
+            raise self.error(f"{label}.conf_base", "must be 'event' (start from the default conf) or 'none'")
+        marker = spec.get("marker")
+        if marker is not None and (not isinstance(marker, str) or not marker or "/" in marker):
+            raise self.error(f"{label}.marker", "must be a file name such as _SUCCESS (no '/')")
+        return Route(
+            name=name,
+            dag_id=dag_id,
+            match=match,
+            allow_dags=allow,
+            marker=marker,
+            conf=conf,
+            conf_base=conf_base,
+            run_id=TextTemplate(str(spec["run_id"]), f"{self.where} → {label}.run_id") if "run_id" in spec else None,
+            note=TextTemplate(str(spec["note"]), f"{self.where} → {label}.note") if "note" in spec else None,
+            manifest=self.manifest(spec["manifest"], f"{label}.manifest") if "manifest" in spec else None,
+        )
+
+    def manifest(self, value: Any, path: str) -> Manifest:
+        spec = self.mapping(value, path, ("object", "bucket", "into", "max_bytes"))
+        if "object" not in spec:
+            raise self.error(f"{path}.object", "is required: an expression giving the object name")
+        into = spec.get("into", "manifest")
+        if not isinstance(into, str) or not into:
+            raise self.error(f"{path}.into", "must be a conf key")
+        return Manifest(
+            object=Expression(str(spec["object"]), f"{self.where} → {path}.object"),
+            bucket=Expression(str(spec["bucket"]), f"{self.where} → {path}.bucket") if "bucket" in spec else None,
+            into=into,
+            max_bytes=self.integer(spec.get("max_bytes", MANIFEST_MAX_BYTES), f"{path}.max_bytes"),
+        )
+
+    def ignore(self, value: Any) -> Ignore:
+        spec = self.mapping(value, "ignore", ("placeholders", "temporary", "metadata_key"))
+        placeholders = spec.get("placeholders", True)
+        if not isinstance(placeholders, bool):
+            raise self.error("ignore.placeholders", "must be true or false")
+        temporary: tuple[re.Pattern[str], ...] = Ignore().temporary
+        if "temporary" in spec:
+            raw = spec["temporary"]
+            temporary = (
+                () if raw in (False, [], None) else tuple(map(glob_to_regex, self.strings(raw, "ignore.temporary")))
+            )
+        key = spec.get("metadata_key", IGNORE_METADATA_KEY)
+        if not isinstance(key, str) or not key:
+            raise self.error("ignore.metadata_key", "must be a metadata key")
+        return Ignore(placeholders=placeholders, temporary=temporary, metadata_key=key)
+
+
+def parse_rules(document: Any, where: str) -> Rules:
+    """Validate a parsed routing document (see the README's routing reference)."""
+    reader = _Reader(where)
+    spec = reader.mapping(document, "(top level)", ("routes", "ignore"))
+    raw_routes = spec.get("routes")
+    if not isinstance(raw_routes, list) or not raw_routes:
+        raise reader.error("routes", "must be a non-empty list of routes")
+    routes = [reader.route(r, i) for i, r in enumerate(raw_routes)]
+    names = [r.name for r in routes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise reader.error("routes", f"route names must be unique: {', '.join(duplicates)}")
+    dags = [r.dag_id for r in routes if r.dag_id]
+    shared = {d for d in dags if dags.count(d) > 1}
+    routes = [Route(**{**r.__dict__, "shares_dag": r.dag_id in shared}) for r in routes]
+    return Rules(tuple(routes), reader.ignore(spec.get("ignore", {})), where)
+
+
+def load_rules(path: str) -> Rules:
+    """Read ROUTES_FILE (``.yaml``/``.yml`` or ``.json``); relative paths are from the function's source folder."""
+    file = Path(path)
+    where = f"ROUTES_FILE {path}"
+    if not file.is_absolute():
+        file = Path(__file__).resolve().parents[1] / file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror}); ship it with the function source") from None
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            document = yaml.safe_load(text)
+        else:
+            document = json.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"{where}: not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    return parse_rules(document, where)
+
+
+def single_route(dag_id: str, actions: frozenset[str]) -> Rules:
+    """The ``DAG_ID`` shortcut: every storage action in STORAGE_EVENT_TYPES, every message and webhook."""
+    match = Match(actions=tuple(sorted(actions)))
+    return Rules((Route(name="default", dag_id=dag_id, match=match),))
