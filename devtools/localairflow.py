@@ -15,7 +15,7 @@ Public API::
 
     class AirflowServer(major, workdir, *, port=None, auth="none", dags_folder=None):
         start() -> None / stop() -> None / kill() -> None / with AirflowServer(...) as s: ...
-        major, version, port, auth, home, log_path: attributes
+        major, version, port, auth, home, log_path: attributes; running -> bool
         url -> str                               # "http://127.0.0.1:PORT"
         api_prefix -> str                        # "/api/v1" (Airflow 2) or "/api/v2" (Airflow 3)
         token_for(user, password) -> str         # Airflow 3 JWT from POST /auth/token
@@ -45,6 +45,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,7 @@ _JWT_SECRET = "dagtrigger-local-airflow-jwt-secret-" + "0123456789abcdef" * 4
 _SECRET_KEY = "dagtrigger-local-airflow-secret-key"
 
 # Bump when the template recipe changes, so stale templates are not reused.
-_TEMPLATE_REVISION = 1
+_TEMPLATE_REVISION = 2
 _MARKER = ".dagtrigger-complete"
 
 _VENV_BUILD_TIMEOUT_S = 900.0
@@ -237,11 +238,7 @@ def ensure_airflow_venv(major: int) -> Path:
 
     if complete():
         return venv
-    with _locked(
-        venv.parent / f"{venv.name}.lock",
-        timeout=_VENV_BUILD_TIMEOUT_S,
-        what=f"the Airflow {version} venv",
-    ):
+    with _locked(venv.parent / f"{venv.name}.lock", timeout=_VENV_BUILD_TIMEOUT_S, what=f"the Airflow {version} venv"):
         if complete():  # built by whoever held the lock before us
             return venv
         if venv.exists():
@@ -249,14 +246,10 @@ def ensure_airflow_venv(major: int) -> Path:
             shutil.rmtree(venv)
         log_path = venv.parent / f"{venv.name}.log"
         log_path.write_text("")
-        _log(f"installing Apache Airflow {version} into {venv}, first time only, ~40 s (log {log_path})")
+        _log(f"installing Apache Airflow {version} into {venv}, first time only, ~1 min (log {log_path})")
         began = time.monotonic()
         _run_logged(
-            [python, "-m", "venv", venv],
-            env=None,
-            log_path=log_path,
-            timeout=_CLI_TIMEOUT_S,
-            what="python -m venv",
+            [python, "-m", "venv", venv], env=None, log_path=log_path, timeout=_CLI_TIMEOUT_S, what="python -m venv"
         )
         _run_logged(
             [
@@ -347,6 +340,8 @@ def _airflow_env(major: int, venv: Path, home: Path, *, port: int, auth: Auth, d
             AIRFLOW__WEBSERVER__BASE_URL=base_url,
             AIRFLOW__WEBSERVER__SECRET_KEY=_SECRET_KEY,
             AIRFLOW__WEBSERVER__WARN_DEPLOYMENT_EXPOSURE="False",
+            # The template DB already holds the roles (sync-perm): skip re-syncing them per start.
+            AIRFLOW__FAB__UPDATE_FAB_PERMS="False",
             AIRFLOW__API__AUTH_BACKENDS=f"airflow.api.auth.backend.{backend}",
         )
     return env
@@ -376,6 +371,23 @@ def _write_home_files(major: int, home: Path, auth: Auth) -> None:
         (home / "webserver_config.py").write_text(_webserver_config(auth))
 
 
+def _cheapen_password_hashes(db_path: Path) -> None:
+    """Rehash the Airflow 2 users with 1-round PBKDF2 (werkzeug's format).
+
+    FAB checks the password on every basic-auth request; werkzeug's default scrypt costs
+    ~0.15-0.3 s a request here, which would make burst tests measure hashing, not dagtrigger.
+    """
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        for user, (password, _) in PASSWORD_USERS.items():
+            salt = os.urandom(8).hex()
+            digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1).hex()
+            updated = db.execute(
+                "UPDATE ab_user SET password = ? WHERE username = ?", (f"pbkdf2:sha256:1${salt}${digest}", user)
+            ).rowcount
+            if updated != 1:
+                raise AirflowServerError(f"template DB has no Airflow 2 user {user!r}")
+
+
 def _template_db(major: int, venv: Path) -> Path:
     """A once-migrated SQLite DB for this version, built under a lock and published atomically.
 
@@ -388,24 +400,15 @@ def _template_db(major: int, venv: Path) -> Path:
     if target.is_file():
         return target
     with _locked(
-        templates / f"{target.name}.lock",
-        timeout=_TEMPLATE_TIMEOUT_S,
-        what=f"the Airflow {version} template DB",
+        templates / f"{target.name}.lock", timeout=_TEMPLATE_TIMEOUT_S, what=f"the Airflow {version} template DB"
     ):
         if target.is_file():
             return target
-        _log(f"migrating a template DB for Airflow {version}, first time only, ~10 s")
+        _log(f"migrating a template DB for Airflow {version}, first time only, 10-20 s")
         with tempfile.TemporaryDirectory(prefix="template-", dir=templates) as tmp:
             home = Path(tmp) / "home"
             _write_home_files(major, home, "password")
-            env = _airflow_env(
-                major,
-                venv,
-                home,
-                port=_free_port(),
-                auth="password",
-                dags_folder=Path(tmp) / "no-dags",
-            )
+            env = _airflow_env(major, venv, home, port=_free_port(), auth="password", dags_folder=Path(tmp) / "no-dags")
             log_path = Path(tmp) / "template.log"
             airflow = str(venv / "bin" / "airflow")
             commands: list[list[str]] = [[airflow, "db", "migrate"]]
@@ -433,13 +436,10 @@ def _template_db(major: int, venv: Path) -> Path:
                     )
             for command in commands:
                 _run_logged(
-                    command,
-                    env=env,
-                    log_path=log_path,
-                    timeout=_CLI_TIMEOUT_S,
-                    what=" ".join(command[1:3]),
-                    cwd=home,
+                    command, env=env, log_path=log_path, timeout=_CLI_TIMEOUT_S, what=" ".join(command[1:3]), cwd=home
                 )
+            if major < 3:
+                _cheapen_password_hashes(home / "airflow.db")
             staged = templates / f"{target.name}.tmp"
             shutil.copyfile(home / "airflow.db", staged)
             os.replace(staged, target)
@@ -512,10 +512,7 @@ class AirflowServer:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
 
@@ -523,57 +520,23 @@ class AirflowServer:
         """Start the server and return once it answers; raises with the log tail otherwise."""
         if self.running:
             return
+        if self._proc is not None:  # it died on its own: clear what is left of its group
+            self.kill()
         venv = ensure_airflow_venv(self.major)
-        env = _airflow_env(
-            self.major,
-            venv,
-            self.home,
-            port=self.port,
-            auth=self.auth,
-            dags_folder=self.dags_folder,
-        )
+        env = _airflow_env(self.major, venv, self.home, port=self.port, auth=self.auth, dags_folder=self.dags_folder)
+        _write_home_files(self.major, self.home, self.auth)
         reserialize: subprocess.Popen[bytes] | None = None
         if not (self.home / "airflow.db").is_file():
-            template = _template_db(self.major, venv)
-            _write_home_files(self.major, self.home, self.auth)
-            shutil.copyfile(template, self.home / "airflow.db")
-            # Put the DAGs into the DB while the server boots: ~5 s saved per start.
-            reserialize = self._spawn(
-                [str(venv / "bin" / "airflow"), "dags", "reserialize"],
-                env,
-                self.workdir / "reserialize.log",
-            )
+            shutil.copyfile(_template_db(self.major, venv), self.home / "airflow.db")
+            # Put the DAGs into the DB while the server boots: ~5 s saved per first start.
+            airflow = str(venv / "bin" / "airflow")
+            reserialize = self._spawn([airflow, "dags", "reserialize"], env, self.workdir / "reserialize.log")
         if not _wait_port_free(self.port, _PORT_FREE_TIMEOUT_S):
             self._abort(reserialize)
             raise AirflowServerError(f"port {self.port} on {HOST} is in use by another process")
-        if self.major >= 3:
-            cmd = [
-                "airflow",
-                "api-server",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ]
-        else:
-            cmd = [
-                "airflow",
-                "webserver",
-                "--hostname",
-                HOST,
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--pid",
-                str(self.workdir / "webserver.pid"),
-            ]
-        cmd[0] = str(venv / "bin" / "airflow")
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         began = time.monotonic()
-        self._proc = self._spawn(cmd, env, self.log_path)
+        self._proc = self._spawn(self._server_command(venv), env, self.log_path)
         _live_servers.add(self)
         try:
             self._wait_ready(log_start)
@@ -582,8 +545,30 @@ class AirflowServer:
         except BaseException:
             self._abort(reserialize)
             self.kill()
+            if reserialize is not None:  # prepare again next time rather than serve no DAGs
+                (self.home / "airflow.db").unlink(missing_ok=True)
             raise
         _log(f"Airflow {self.version} ready at {self.url} (auth={self.auth}) in {time.monotonic() - began:.1f} s")
+
+    def _server_command(self, venv: Path) -> list[str]:
+        airflow = str(venv / "bin" / "airflow")
+        if self.major >= 3:
+            return [airflow, "api-server", "--host", HOST, "--port", str(self.port), "--workers", "1"]
+        # A pid file left by a killed webserver would stop the next one if its pid got reused.
+        pid_file = self.workdir / "webserver.pid"
+        pid_file.unlink(missing_ok=True)
+        return [
+            airflow,
+            "webserver",
+            "--hostname",
+            HOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--pid",
+            str(pid_file),
+        ]
 
     def stop(self) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after a bounded wait."""
@@ -735,11 +720,7 @@ class AirflowServer:
             request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as answer:
-                status, raw, answer_headers = (
-                    answer.status,
-                    answer.read(),
-                    answer.headers,
-                )
+                status, raw, answer_headers = (answer.status, answer.read(), answer.headers)
         except urllib.error.HTTPError as error:
             status, raw, answer_headers = error.code, error.read(), error.headers
         except (urllib.error.URLError, OSError) as error:
@@ -786,13 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="localairflow-")))
-        server = AirflowServer(
-            args.major,
-            workdir,
-            port=args.port,
-            auth=args.auth,
-            dags_folder=args.dags_folder,
-        )
+        server = AirflowServer(args.major, workdir, port=args.port, auth=args.auth, dags_folder=args.dags_folder)
         try:
             server.start()
             users = ", ".join(f"{u}/{p} ({r})" for u, (p, r) in PASSWORD_USERS.items())
@@ -804,10 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             while server.running:
                 time.sleep(1)
-            print(
-                f"Airflow server exited; log {server.log_path}:\n{_tail(server.log_path)}",
-                file=sys.stderr,
-            )
+            print(f"Airflow server exited; log {server.log_path}:\n{_tail(server.log_path)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 0

@@ -1,0 +1,214 @@
+# dagtrigger as a Cloud Run function (Cloud Functions v2 API), the Terraform twin of
+# deploy/deploy-{storage,pubsub,http}.sh.
+
+locals {
+  is_event      = contains(["storage", "pubsub"], var.trigger_kind)
+  function_name = var.function_name != "" ? var.function_name : "dagtrigger-${var.trigger_kind}"
+  entry_point   = local.is_event ? "trigger_event" : "trigger_http"
+
+  # ---------------------------------------------------------------- source
+  # The same allowlist as /.gcloudignore: main.py, requirements.txt, the dagtrigger package
+  # without caches, compiled or hidden files, and a routes file at the root.
+  source_root = var.source_dir != "" ? var.source_dir : abspath("${path.module}/../..")
+  package_files = [
+    for f in fileset(local.source_root, "dagtrigger/**") : f
+    if length(regexall("(^|/)(__pycache__|\\.[^/]*)(/|$)|\\.py[cod]$|~$|\\.sw[op]$", f)) == 0
+  ]
+  source_files = sort(distinct(concat(
+    ["main.py", "requirements.txt"],
+    local.package_files,
+    tolist(fileset(local.source_root, "routes.{yaml,yml,json}")),
+  )))
+  source_bucket = var.source_bucket != "" ? var.source_bucket : google_storage_bucket.source[0].name
+
+  # ---------------------------------------------------------------- Airflow
+  composer_location = var.composer_location != "" ? var.composer_location : var.region
+  airflow_uri       = var.airflow_uri != "" ? var.airflow_uri : try(data.google_composer_environment.airflow[0].config[0].airflow_uri, "")
+
+  # Plain settings only; secrets go through secret_environment_variables.
+  optional_env = {
+    DAG_ID              = var.dag_id
+    AIRFLOW_API_VERSION = var.airflow_api_version
+    AIRFLOW_AUTH        = var.airflow_auth
+    AIRFLOW_USERNAME    = var.airflow_username
+    AIRFLOW_AUDIENCE    = var.airflow_audience
+    ROUTES_FILE         = var.routes_file
+    DEAD_LETTER_URI     = var.dead_letter_uri
+  }
+  environment = merge(
+    {
+      AIRFLOW_URI                  = local.airflow_uri
+      AIRFLOW_TIMEOUT_SECONDS      = tostring(var.request_timeout_seconds)
+      AIRFLOW_RETRY_BUDGET_SECONDS = tostring(var.retry_budget_seconds)
+      # functions-framework serves THREADS requests at once per instance (default 4 per CPU).
+      THREADS = tostring(var.concurrency)
+    },
+    { for k, v in local.optional_env : k => v if v != "" },
+    var.extra_env,
+  )
+  secret_environment = merge(
+    var.password_secret == "" ? {} : { AIRFLOW_PASSWORD = { secret = var.password_secret, version = "latest", project_id = var.project_id } },
+    var.token_secret == "" ? {} : { AIRFLOW_TOKEN = { secret = var.token_secret, version = "latest", project_id = var.project_id } },
+    { for k, v in var.secrets : k => { secret = v.secret, version = v.version, project_id = coalesce(v.project_id, var.project_id) } },
+  )
+
+  # ---------------------------------------------------------------- triggers
+  storage_trigger_location = var.trigger_location != "" ? var.trigger_location : lower(try(data.google_storage_bucket.trigger[0].location, ""))
+  trigger_region           = var.trigger_kind == "storage" ? local.storage_trigger_location : (var.trigger_location != "" ? var.trigger_location : var.region)
+  event_type               = var.trigger_kind == "storage" ? "google.cloud.storage.object.v1.finalized" : "google.cloud.pubsub.topic.v1.messagePublished"
+}
+
+data "google_composer_environment" "airflow" {
+  count   = var.airflow_uri == "" && var.composer_environment != "" ? 1 : 0
+  name    = var.composer_environment
+  region  = local.composer_location
+  project = var.project_id
+}
+
+data "google_storage_bucket" "trigger" {
+  count = var.trigger_kind == "storage" && var.trigger_location == "" ? 1 : 0
+  name  = var.bucket
+}
+
+# ------------------------------------------------------------------ source upload
+
+data "archive_file" "source" {
+  type        = "zip"
+  output_path = "${path.module}/.build/dagtrigger-source.zip"
+
+  dynamic "source" {
+    for_each = toset(local.source_files)
+    content {
+      content  = file("${local.source_root}/${source.value}")
+      filename = source.value
+    }
+  }
+}
+
+resource "google_storage_bucket" "source" {
+  count                       = var.source_bucket == "" ? 1 : 0
+  name                        = "${var.project_id}-dagtrigger-source"
+  project                     = var.project_id
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+}
+
+resource "google_storage_bucket_object" "source" {
+  # A new object name per content makes Terraform redeploy the function when the code changes.
+  name   = "${local.function_name}/source-${data.archive_file.source.output_md5}.zip"
+  bucket = local.source_bucket
+  source = data.archive_file.source.output_path
+}
+
+# ------------------------------------------------------------------ function
+
+resource "google_cloudfunctions2_function" "function" {
+  name        = local.function_name
+  project     = var.project_id
+  location    = var.region
+  description = "dagtrigger: ${var.trigger_kind} events to Airflow DAG runs"
+
+  build_config {
+    runtime     = var.runtime
+    entry_point = local.entry_point
+    source {
+      storage_source {
+        bucket = local.source_bucket
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    # At most max_instances x concurrency requests reach the Airflow web server at once.
+    max_instance_count               = var.max_instances
+    min_instance_count               = var.min_instances
+    max_instance_request_concurrency = var.concurrency
+    available_memory                 = var.memory
+    available_cpu                    = var.cpu
+    timeout_seconds                  = var.timeout_seconds
+    ingress_settings                 = var.ingress_settings
+    all_traffic_on_latest_revision   = true
+    service_account_email            = local.service_account_email
+    environment_variables            = local.environment
+    vpc_connector                    = var.vpc_connector != "" ? var.vpc_connector : null
+    vpc_connector_egress_settings    = var.vpc_connector != "" ? "ALL_TRAFFIC" : null
+
+    dynamic "secret_environment_variables" {
+      for_each = local.secret_environment
+      content {
+        key        = secret_environment_variables.key
+        project_id = secret_environment_variables.value.project_id
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
+      }
+    }
+  }
+
+  dynamic "event_trigger" {
+    for_each = local.is_event ? [var.trigger_kind] : []
+    content {
+      trigger_region        = local.trigger_region
+      event_type            = local.event_type
+      pubsub_topic          = event_trigger.value == "pubsub" ? "projects/${var.project_id}/topics/${var.topic}" : null
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = local.trigger_service_account_email
+
+      dynamic "event_filters" {
+        for_each = event_trigger.value == "storage" ? [var.bucket] : []
+        content {
+          attribute = "bucket"
+          value     = event_filters.value
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.airflow_uri != ""
+      error_message = "Set airflow_uri, or composer_environment (and composer_location) to read it from Cloud Composer."
+    }
+    precondition {
+      condition     = var.dag_id != "" || var.routes_file != ""
+      error_message = "Set dag_id (the DAG to trigger) or routes_file."
+    }
+    precondition {
+      condition     = var.timeout_seconds > var.retry_budget_seconds + var.request_timeout_seconds
+      error_message = "timeout_seconds must exceed retry_budget_seconds + request_timeout_seconds, or Cloud Run kills a trigger that is still retrying."
+    }
+    precondition {
+      condition     = !local.is_event || var.timeout_seconds <= 540
+      error_message = "Event-driven functions allow a timeout of at most 540 seconds."
+    }
+    precondition {
+      condition     = var.concurrency == 1 || (can(tonumber(var.cpu)) ? tonumber(var.cpu) >= 1 : false)
+      error_message = "concurrency above 1 needs cpu of at least 1."
+    }
+    precondition {
+      condition     = var.trigger_kind != "storage" || var.bucket != ""
+      error_message = "trigger_kind storage needs bucket."
+    }
+    precondition {
+      condition     = var.trigger_kind != "pubsub" || can(regex("^[A-Za-z][-A-Za-z0-9_.~+%]{2,254}$", var.topic))
+      error_message = "trigger_kind pubsub needs topic: a topic id in project_id (not projects/P/topics/T)."
+    }
+    precondition {
+      condition     = !contains(["basic", "airflow-jwt"], var.airflow_auth) || (var.airflow_username != "" && var.password_secret != "")
+      error_message = "airflow_auth basic and airflow-jwt need airflow_username and password_secret."
+    }
+    precondition {
+      condition     = var.airflow_auth != "bearer" || var.token_secret != ""
+      error_message = "airflow_auth bearer needs token_secret."
+    }
+  }
+
+  depends_on = [
+    google_project_iam_member.composer_user,
+    google_project_iam_member.event_receiver,
+    google_project_iam_member.gcs_pubsub_publisher,
+    google_secret_manager_secret_iam_member.accessor,
+  ]
+}

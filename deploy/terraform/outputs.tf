@@ -1,0 +1,29 @@
+output "function_name" {
+  description = "The function (and its Cloud Run service)."
+  value       = google_cloudfunctions2_function.function.name
+}
+
+output "function_uri" {
+  description = "HTTPS endpoint of the function (webhooks, Pub/Sub push for trigger_kind http)."
+  value       = google_cloudfunctions2_function.function.service_config[0].uri
+}
+
+output "service_account_email" {
+  description = "Runtime identity of the function: the Airflow user to register."
+  value       = local.service_account_email
+}
+
+output "max_requests_to_airflow" {
+  description = "Upper bound of simultaneous requests to the Airflow web server: max_instances x concurrency."
+  value       = var.max_instances * var.concurrency
+}
+
+output "airflow_user_registration" {
+  description = "Registers the service account as an Airflow user (needed when its email is longer than 64 characters)."
+  value = join(" ", [
+    "deploy/register-airflow-user.sh --project ${var.project_id}",
+    "--composer-env ${var.composer_environment != "" ? var.composer_environment : "ENV"}",
+    "--composer-location ${local.composer_location}",
+    "--service-account ${local.service_account_email}",
+  ])
+}

@@ -1,0 +1,306 @@
+# Inputs. The same settings as the deploy/*.sh scripts, with the same defaults.
+
+variable "project_id" {
+  description = "Google Cloud project of the function."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the function, e.g. us-central1."
+  type        = string
+}
+
+variable "trigger_kind" {
+  description = "storage (Cloud Storage object finalized, via Eventarc), pubsub (Pub/Sub messages, via Eventarc) or http (webhooks, Pub/Sub push)."
+  type        = string
+
+  validation {
+    condition     = contains(["storage", "pubsub", "http"], var.trigger_kind)
+    error_message = "trigger_kind must be storage, pubsub or http."
+  }
+}
+
+variable "function_name" {
+  description = "Function (and Cloud Run service) name. Default: dagtrigger-<trigger_kind>."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.function_name == "" || can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.function_name))
+    error_message = "function_name: lower-case letters, digits and hyphens, starting with a letter, at most 63 characters."
+  }
+}
+
+# ------------------------------------------------------------------ Airflow
+
+variable "airflow_uri" {
+  description = "Airflow web server URL (AIRFLOW_URI). Leave empty to read it from composer_environment."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.airflow_uri == "" || can(regex("^https?://", var.airflow_uri))
+    error_message = "airflow_uri must be an http(s) URL."
+  }
+}
+
+variable "composer_environment" {
+  description = "Cloud Composer environment whose config.airflowUri becomes AIRFLOW_URI (when airflow_uri is empty)."
+  type        = string
+  default     = ""
+}
+
+variable "composer_location" {
+  description = "Region of composer_environment. Default: region."
+  type        = string
+  default     = ""
+}
+
+variable "dag_id" {
+  description = "DAG to trigger (DAG_ID). Required unless routes_file is set."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.dag_id == "" || can(regex("^[A-Za-z0-9_.-]{1,250}$", var.dag_id))
+    error_message = "dag_id: letters, digits, '_', '.' and '-'."
+  }
+}
+
+variable "airflow_api_version" {
+  description = "AIRFLOW_API_VERSION: auto, v1 (Airflow 2) or v2 (Airflow 3). Empty: the function's default (auto)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "auto", "v1", "v2"], var.airflow_api_version)
+    error_message = "airflow_api_version must be auto, v1 or v2."
+  }
+}
+
+variable "airflow_auth" {
+  description = "AIRFLOW_AUTH: google, none, basic, airflow-jwt, id-token or bearer. Empty: the function's default (google)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "google", "none", "basic", "airflow-jwt", "id-token", "bearer"], var.airflow_auth)
+    error_message = "airflow_auth must be google, none, basic, airflow-jwt, id-token or bearer."
+  }
+}
+
+variable "airflow_username" {
+  description = "AIRFLOW_USERNAME (basic, airflow-jwt)."
+  type        = string
+  default     = ""
+}
+
+variable "airflow_audience" {
+  description = "AIRFLOW_AUDIENCE (id-token)."
+  type        = string
+  default     = ""
+}
+
+variable "password_secret" {
+  description = "Secret Manager secret (name in project_id) read as AIRFLOW_PASSWORD, latest version."
+  type        = string
+  default     = ""
+}
+
+variable "token_secret" {
+  description = "Secret Manager secret (name in project_id) read as AIRFLOW_TOKEN, latest version."
+  type        = string
+  default     = ""
+}
+
+variable "secrets" {
+  description = "Other secret environment variables: ENV => { secret, version (default latest), project_id (default project_id) }."
+  type = map(object({
+    secret     = string
+    version    = optional(string, "latest")
+    project_id = optional(string)
+  }))
+  default = {}
+}
+
+variable "request_timeout_seconds" {
+  description = "AIRFLOW_TIMEOUT_SECONDS: timeout of one request to Airflow."
+  type        = number
+  default     = 20
+}
+
+variable "retry_budget_seconds" {
+  description = "AIRFLOW_RETRY_BUDGET_SECONDS: time spent retrying Airflow within one invocation."
+  type        = number
+  default     = 30
+}
+
+variable "routes_file" {
+  description = "ROUTES_FILE: routing configuration path in the uploaded source (e.g. routes.yaml)."
+  type        = string
+  default     = ""
+}
+
+variable "dead_letter_uri" {
+  description = "DEAD_LETTER_URI: gs://bucket/prefix for events that cannot be delivered."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.dead_letter_uri == "" || can(regex("^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/.*)?$", var.dead_letter_uri))
+    error_message = "dead_letter_uri must look like gs://BUCKET[/PREFIX]."
+  }
+}
+
+variable "extra_env" {
+  description = "Other plain environment variables (LOG_LEVEL, STORAGE_EVENT_TYPES, ...). Never secrets."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = length(setintersection(keys(var.extra_env), ["AIRFLOW_PASSWORD", "AIRFLOW_TOKEN", "AIRFLOW_URI"])) == 0
+    error_message = "extra_env must not set AIRFLOW_PASSWORD or AIRFLOW_TOKEN (use password_secret / token_secret / secrets) nor AIRFLOW_URI (use airflow_uri)."
+  }
+}
+
+# ------------------------------------------------------------------ triggers
+
+variable "bucket" {
+  description = "storage: the bucket whose finalized objects trigger DAG runs."
+  type        = string
+  default     = ""
+}
+
+variable "trigger_location" {
+  description = "storage: the bucket's location (us-central1, us, eu, ...); empty: read from the bucket. pubsub: empty means region."
+  type        = string
+  default     = ""
+}
+
+variable "topic" {
+  description = "pubsub: the topic id in project_id."
+  type        = string
+  default     = ""
+}
+
+variable "http_invokers" {
+  description = "http: principals given roles/run.invoker (e.g. serviceAccount:push@PROJECT.iam.gserviceaccount.com). Never allUsers."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(setintersection(var.http_invokers, ["allUsers", "allAuthenticatedUsers"])) == 0
+    error_message = "http_invokers must not make the function public."
+  }
+}
+
+# ------------------------------------------------------------------ identities
+
+variable "service_account_id" {
+  description = "Account id of the function's runtime service account (dagtrigger@PROJECT.iam.gserviceaccount.com)."
+  type        = string
+  default     = "dagtrigger"
+}
+
+variable "create_service_account" {
+  description = "Create the runtime service account. Set false when it exists already (e.g. made by deploy/iam.sh)."
+  type        = bool
+  default     = true
+}
+
+variable "trigger_service_account_email" {
+  description = "Eventarc's identity for storage/pubsub triggers. Empty: the runtime service account."
+  type        = string
+  default     = ""
+}
+
+variable "legacy_pubsub_agent" {
+  description = "Grant the Pub/Sub service agent roles/iam.serviceAccountTokenCreator (projects that enabled Pub/Sub on or before 2021-04-08)."
+  type        = bool
+  default     = false
+}
+
+# ------------------------------------------------------------------ runtime
+
+variable "runtime" {
+  description = "python311 or python312."
+  type        = string
+  default     = "python311"
+
+  validation {
+    condition     = contains(["python311", "python312"], var.runtime)
+    error_message = "runtime must be python311 or python312."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Function timeout; must exceed retry_budget_seconds + request_timeout_seconds (event functions: at most 540)."
+  type        = number
+  default     = 120
+}
+
+variable "memory" {
+  description = "Memory per instance."
+  type        = string
+  default     = "256Mi"
+}
+
+variable "cpu" {
+  description = "vCPUs per instance; concurrency above 1 needs at least 1."
+  type        = string
+  default     = "1"
+}
+
+variable "max_instances" {
+  description = "Instance cap. At most max_instances x concurrency requests reach Airflow at once."
+  type        = number
+  default     = 3
+}
+
+variable "min_instances" {
+  description = "Instances kept warm."
+  type        = number
+  default     = 0
+}
+
+variable "concurrency" {
+  description = "Requests per instance (also THREADS for functions-framework)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.concurrency >= 1 && var.concurrency <= 1000
+    error_message = "concurrency must be between 1 and 1000."
+  }
+}
+
+variable "ingress_settings" {
+  description = "ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  type        = string
+  default     = "ALLOW_ALL"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
+    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "vpc_connector" {
+  description = "Serverless VPC Access connector for all egress (static IP through Cloud NAT, see deploy/network.sh)."
+  type        = string
+  default     = ""
+}
+
+# ------------------------------------------------------------------ source
+
+variable "source_dir" {
+  description = "Repository root holding main.py. Default: two levels above this module."
+  type        = string
+  default     = ""
+}
+
+variable "source_bucket" {
+  description = "Existing bucket for the source zip. Empty: create <project_id>-dagtrigger-source."
+  type        = string
+  default     = ""
+}
