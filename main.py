@@ -14,7 +14,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, signature
+from dagtrigger import deadletter, events, signature
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline, Report
@@ -36,9 +36,10 @@ def _reject(error: BadEvent) -> NoReturn:
 
 @functions_framework.cloud_event
 def trigger_event(cloud_event: CloudEvent) -> None:
+    attributes = cloud_event.get_attributes()
     try:
-        event = events.from_cloud_event(cloud_event.get_attributes(), cloud_event.data)
-        report = PIPELINE.handle(event)
+        event = events.from_cloud_event(attributes, cloud_event.data)
+        report = PIPELINE.handle(event, deadletter.received_cloud_event(attributes, cloud_event.data))
     except BadEvent as error:
         _reject(error)
     if not report.acknowledged:
@@ -86,9 +87,11 @@ def trigger_http(request: flask.Request) -> flask.Response:
         push = isinstance(parsed, dict) and events.is_push_envelope(parsed)
         _check_signature(request, body, push)
         if isinstance(parsed, dict) and push:
-            report = PIPELINE.handle(events.from_push_envelope(parsed))
+            report = PIPELINE.handle(events.from_push_envelope(parsed), deadletter.received_push(parsed))
             return _answer(report, 200 if report.acknowledged else 503)
-        report = PIPELINE.handle(events.from_webhook(body, dict(request.headers), request.path))
+        headers = dict(request.headers)
+        event = events.from_webhook(body, headers, request.path)
+        report = PIPELINE.handle(event, deadletter.received_webhook(body, headers, request.path))
     except BadEvent as error:
         _reject(error)
     return _answer(report, _webhook_status(report))

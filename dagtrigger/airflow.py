@@ -138,8 +138,11 @@ class AirflowClient:
         timeout_s: float = 20.0,
         session: requests.Session | None = None,
         retry_budget_s: float = 30.0,
+        max_in_flight: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+        self._queue_wait_s = max(1.0, retry_budget_s)
         self.auth = auth
         self.timeout = (min(5.0, timeout_s), timeout_s)
         self.session = session or make_session(retry_budget_s)
@@ -147,7 +150,21 @@ class AirflowClient:
         self._version_lock = threading.Lock()
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One logical call (the adapter retries inside); a 401 drops a cached token and tries once more."""
+        """One logical call (the adapter retries inside); a 401 drops a cached token and tries once more.
+
+        At most ``max_in_flight`` calls per process reach Airflow at once, whatever the request concurrency: the
+        web server (and its database) is shared, and a burst of uploads must queue here rather than overload it.
+        """
+        if not self._in_flight.acquire(timeout=self._queue_wait_s):
+            raise AirflowUnreachable(
+                f"{method} {url}: still queued after {self._queue_wait_s:.0f} s (AIRFLOW_MAX_IN_FLIGHT)"
+            )
+        try:
+            return self._send_now(method, url, **kwargs)
+        finally:
+            self._in_flight.release()
+
+    def _send_now(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(
                 method, url, auth=self.auth, timeout=self.timeout, allow_redirects=False, **kwargs

@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
 LOGGER_NAME = "dagtrigger"
 _FIELDS = ("event_id", "event_type", "dag_id", "run_id", "outcome", "status", "api_version", "route", "attempt")
@@ -47,12 +47,12 @@ def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
-    """Idempotent: one stdout handler on the package logger, replacing any earlier one (tests reconfigure)."""
+def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None) -> logging.Logger:
+    """Idempotent: one handler (stdout unless told) on the package logger, replacing any earlier one."""
     logger = get_logger()
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(secrets))
     logger.addHandler(handler)
     logger.setLevel(level)

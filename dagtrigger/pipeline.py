@@ -10,7 +10,8 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import requests
 
@@ -18,14 +19,28 @@ from . import logs
 from .airflow import AirflowClient, TriggerCall, make_session
 from .auth import make_auth
 from .conf import conf_size, run_id_for
+from .deadletter import DeadLetterStore, DeadLetterWriteError, Received, new_record
 from .events import Event
 from .exceptions import AirflowUnreachable, BadEvent, CredentialsUnavailable
 from .manifest import ManifestError, read_manifest
 from .outcome import SEVERITY, Kind, Outcome, classify, combine
 from .render import TemplateError, manifest_location, render
 from .routing import Target, route
-from .rules import Rules, load_rules, single_route
+from .rules import Match, Route, Rules, load_rules, single_route
 from .settings import Settings, settings_from_env
+
+
+def event_age_s(event: Event, now: datetime | None = None) -> float | None:
+    """Seconds since the event happened (CloudEvent time / publish time); None when unknown or unparsable."""
+    if not event.time:
+        return None
+    try:
+        moment = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return ((now or datetime.now(UTC)) - moment).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -70,51 +85,63 @@ class Pipeline:
     """Holds the per-process singletons (settings, HTTP session, credentials); safe to share between threads."""
 
     def __init__(
-        self, settings: Settings, client: AirflowClient, rules: Rules, logger: logging.Logger | None = None
+        self,
+        settings: Settings,
+        client: AirflowClient,
+        rules: Rules,
+        logger: logging.Logger | None = None,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.rules = rules
         self.log = logger or logs.get_logger()
+        self.dead_letters = dead_letters
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        logger = logs.configure(settings.log_level, settings.secrets())
+    def from_settings(cls, settings: Settings, log_stream: TextIO | None = None) -> Pipeline:
+        logger = logs.configure(settings.log_level, settings.secrets(), log_stream)
         auth = make_auth(settings, requests.Session)
         client = AirflowClient(
             settings.airflow_uri,
             auth,
             api_version=settings.api_version,
             timeout_s=settings.timeout_s,
-            session=make_session(settings.retry_budget_s),
+            session=make_session(settings.retry_budget_s, pool_size=max(settings.max_in_flight, 4)),
+            retry_budget_s=settings.retry_budget_s,
+            max_in_flight=settings.max_in_flight,
         )
         if settings.routes_file:
             rules = load_rules(settings.routes_file)
         else:
             assert settings.dag_id is not None
             rules = single_route(settings.dag_id, settings.storage_actions)
-        return cls(settings, client, rules, logger)
+        store = DeadLetterStore(settings.dead_letter_uri) if settings.dead_letter_uri else None
+        return cls(settings, client, rules, logger, store)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Pipeline:
+    def from_env(cls, env: Mapping[str, str] | None = None, log_stream: TextIO | None = None) -> Pipeline:
         """Read and validate the configuration now, so a bad setting stops the process at start-up."""
-        return cls.from_settings(settings_from_env(os.environ if env is None else env))
+        return cls.from_settings(settings_from_env(os.environ if env is None else env), log_stream)
 
-    def handle(self, event: Event) -> Report:
-        """Trigger every DAG the event routes to. Raises BadEvent(403) for a webhook naming a DAG no route allows."""
+    def handle(self, event: Event, received: Received | None = None) -> Report:
+        """Trigger every DAG the event routes to; record permanent failures as dead letters (from ``received``).
+
+        Raises BadEvent(403) for a webhook naming a DAG no route allows.
+        """
         decision = route(event, self.rules)
         if decision.refused:
             raise BadEvent(decision.reason, 403)
         if not decision.targets:
             self._log(decision.severity, decision.reason, event, outcome=Kind.IGNORED.value)
             return Report(event, Kind.IGNORED, decision.reason)
-        results = tuple(self._trigger(event, target) for target in decision.targets)
+        results = tuple(self._settle(event, received, self._trigger(event, target)) for target in decision.targets)
         kind = combine([r.outcome for r in results])
         reasons = "; ".join(f"{r.target.dag_id}: {r.outcome.reason}" for r in results if r.outcome.kind is kind)
         return Report(event, kind, reasons, results)
 
-    def _trigger(self, event: Event, target: Target) -> Result:
-        run_id = run_id_for(event, target.name if target.route.shares_dag else None)
+    def _trigger(self, event: Event, target: Target, run_id_override: str | None = None) -> Result:
+        run_id = run_id_override or run_id_for(event, target.name if target.route.shares_dag else None)
         try:
             manifest = self._manifest(event, target)
             rendered = render(event, target.route, manifest)
@@ -123,16 +150,55 @@ class Pipeline:
         except ManifestError as exc:
             outcome = Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc))
         else:
-            run_id = rendered.run_id
+            run_id = run_id_override or rendered.run_id
             size = conf_size(rendered.conf)
             if size > self.settings.max_conf_bytes:
                 limit = self.settings.max_conf_bytes
                 outcome = Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent")
             else:
                 outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
-        result = Result(target, run_id, outcome)
-        self._log_result(event, result)
-        return result
+        return Result(target, run_id, outcome)
+
+    def _settle(self, event: Event, received: Received | None, result: Result) -> Result:
+        """Turn a retry of a too-old event into a failure, record failures as dead letters, then log once.
+
+        A dead letter that cannot be written turns the failure back into a retry: the event stays unacknowledged.
+        """
+        outcome = result.outcome
+        age = event_age_s(event)
+        if outcome.kind is Kind.RETRY and age is not None and age > self.settings.max_event_age_s:
+            limit = int(self.settings.max_event_age_s)
+            reason = f"gave up: the event is {int(age)} s old, over MAX_EVENT_AGE_SECONDS={limit}; {outcome.reason}"
+            outcome = Outcome(Kind.FAILED, reason, outcome.status)
+        recorded = None
+        if outcome.kind is Kind.FAILED and self.dead_letters is not None and received is not None:
+            record = new_record(
+                received,
+                event,
+                dag_id=result.target.dag_id,
+                route=result.target.name,
+                run_id=result.run_id,
+                reason=outcome.reason,
+                status=outcome.status,
+            )
+            try:
+                recorded = self.dead_letters.write(record)
+            except DeadLetterWriteError as exc:
+                outcome = Outcome(Kind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})")
+        settled = Result(result.target, result.run_id, outcome)
+        self._log_result(event, settled, recorded)
+        return settled
+
+    def replay(self, event: Event, dag_id: str, route_name: str, run_id: str) -> Outcome:
+        """Re-send one dead letter to its DAG under its original run id (409 means it already ran: duplicate).
+
+        The conf is rendered by the route of that name if it still exists, else the default conf is sent.
+        """
+        found = next((r for r in self.rules.routes if r.name == route_name), None)
+        route = found or Route(name=route_name, dag_id=dag_id, match=Match())
+        result = self._trigger(event, Target(route, dag_id), run_id)
+        self._log_result(event, result, None)
+        return result.outcome
 
     def _manifest(self, event: Event, target: Target) -> Any:
         spec = target.route.manifest
@@ -155,7 +221,7 @@ class Pipeline:
         detail = f"Airflow answered {reply.status}{who}: {reply.message or '(no message)'}; {outcome.reason}"
         return Outcome(outcome.kind, detail, reply.status)
 
-    def _log_result(self, event: Event, result: Result) -> None:
+    def _log_result(self, event: Event, result: Result, recorded: str | None) -> None:
         kind = result.outcome.kind
         text = {
             Kind.DONE: f"triggered DAG {result.target.dag_id!r}",
@@ -175,6 +241,7 @@ class Pipeline:
             outcome=kind.value,
             status=result.outcome.status,
             route=result.target.name,
+            details={"dead_letter": recorded} if recorded else None,
         )
 
     def _log(self, severity: str, message: str, event: Event, **fields: Any) -> None:

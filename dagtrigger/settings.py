@@ -48,6 +48,9 @@ class Settings:
     webhook_secret: Secret = field(default_factory=Secret)
     webhook_tolerance_s: float = 300.0
     allow_unsigned_push: bool = False
+    dead_letter_uri: str | None = None
+    max_event_age_s: float = 86400.0
+    max_in_flight: int = 8
 
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
@@ -67,6 +70,9 @@ _EXAMPLES = {
     "LOG_LEVEL": "INFO",
     "ROUTES_FILE": "routes.yaml",
     "WEBHOOK_TOLERANCE_SECONDS": "300",
+    "DEAD_LETTER_URI": "gs://my-project-dagtrigger/dead-letters",
+    "MAX_EVENT_AGE_SECONDS": "86400",
+    "AIRFLOW_MAX_IN_FLIGHT": "8",
 }
 
 
@@ -176,7 +182,19 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         webhook_secret=webhook_secret,
         webhook_tolerance_s=_number(env, "WEBHOOK_TOLERANCE_SECONDS", 300.0, 1.0, 86400.0),
         allow_unsigned_push=_flag(env, "ALLOW_UNSIGNED_PUSH"),
+        dead_letter_uri=_gs_uri(env),
+        max_event_age_s=_number(env, "MAX_EVENT_AGE_SECONDS", 86400.0, 60.0, 30 * 86400.0),
+        max_in_flight=int(_number(env, "AIRFLOW_MAX_IN_FLIGHT", 8, 1, 1000)),
     )
+
+
+def _gs_uri(env: Mapping[str, str]) -> str | None:
+    raw = env.get("DEAD_LETTER_URI", "").strip()
+    if not raw:
+        return None
+    if not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$", raw):
+        raise _bad("DEAD_LETTER_URI", f"{raw!r} is not gs://bucket or gs://bucket/prefix")
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

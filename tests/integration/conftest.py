@@ -31,6 +31,9 @@ def function_env(airflow: AirflowServer, user: str = "op", **extra: str) -> dict
         "AIRFLOW_PASSWORD": user,
         "AIRFLOW_RETRY_BUDGET_SECONDS": "3",
         "AIRFLOW_TIMEOUT_SECONDS": "10",
+        # SQLite allows one writer: Airflow 3's api-server answers 500 and then hangs under concurrent trigger
+        # POSTs (measured here), so the function queues its calls. Production databases take the default of 8.
+        "AIRFLOW_MAX_IN_FLIGHT": "1",
     }
     env.update(extra)
     return env

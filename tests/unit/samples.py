@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
+
+
+def now_iso() -> str:
+    """Event times are 'now': the pipeline gives up on events older than MAX_EVENT_AGE_SECONDS."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.123Z", time.gmtime())
+
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -15,7 +22,7 @@ def storage_attrs(bucket: str = "landing", name: str = "raw/2026/file.csv", **ov
         "type": FINALIZED,
         "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
         "subject": f"objects/{name}",
-        "time": "2026-11-24T10:00:00.123Z",
+        "time": now_iso(),
         "specversion": "1.0",
         "bucket": bucket,
     }
@@ -49,7 +56,7 @@ def pubsub_attrs(topic: str = "orders", message_id: str = "11223344556677", **ov
         "id": message_id,
         "type": PUBLISHED,
         "source": f"//pubsub.googleapis.com/projects/example-project/topics/{topic}",
-        "time": "2026-11-24T10:00:00.5Z",
+        "time": now_iso(),
         "specversion": "1.0",
     }
     attrs.update(over)
@@ -61,8 +68,8 @@ def pubsub_data(payload: bytes | None, message_id: str = "11223344556677", attri
         "attributes": attributes or {"origin": "erp"},
         "messageId": message_id,
         "message_id": message_id,
-        "publishTime": "2026-11-24T10:00:00.5Z",
-        "publish_time": "2026-11-24T10:00:00.5Z",
+        "publishTime": now_iso(),
+        "publish_time": now_iso(),
     }
     if payload is not None:
         message["data"] = base64.b64encode(payload).decode()

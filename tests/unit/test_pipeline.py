@@ -128,3 +128,95 @@ def test_formatter_masks_credentials_anywhere() -> None:
     text = formatter.format(record)
     assert "abcdefghijk" not in text and "hunter2-password" not in text
     assert json.loads(text)["severity"] == "INFO"
+
+
+class MemoryStore:
+    """A dead-letter store double that keeps records in memory (the real one is tested against an emulator)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.records: list[object] = []
+
+    def write(self, record: object) -> str:
+        from dagtrigger.deadletter import DeadLetterWriteError
+
+        if self.fail:
+            raise DeadLetterWriteError("bucket refused the write")
+        self.records.append(record)
+        return f"dl/{len(self.records)}.json"
+
+
+def received(event_attrs: dict[str, str]):  # type: ignore[no-untyped-def]
+    from dagtrigger.deadletter import received_cloud_event
+
+    return received_cloud_event(event_attrs, storage_data())
+
+
+def test_permanent_failure_is_recorded_then_acknowledged(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(404, {"detail": "not found"})]
+    pipeline, stream = make(airflow)
+    store = MemoryStore()
+    pipeline.dead_letters = store  # type: ignore[assignment]
+    attrs = storage_attrs()
+    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()), received(attrs))
+    assert report.kind is Kind.FAILED and report.acknowledged
+    (record,) = store.records
+    assert record.dag_id == "example_dag" and record.status == 404  # type: ignore[attr-defined]
+    assert lines(stream)[-1]["dead_letter"] == "dl/1.json"
+
+
+def test_unwritable_dead_letter_means_redeliver(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(404, {"detail": "not found"})]
+    pipeline, _ = make(airflow)
+    pipeline.dead_letters = MemoryStore(fail=True)  # type: ignore[assignment]
+    attrs = storage_attrs()
+    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()), received(attrs))
+    assert report.kind is Kind.RETRY and "could not be written" in report.reason
+
+
+def test_old_events_stop_being_retried(airflow: FakeAirflow) -> None:
+    airflow.faults = [Answer(503, "down")] * 50
+    pipeline, _ = make(airflow, MAX_EVENT_AGE_SECONDS="3600")
+    store = MemoryStore()
+    pipeline.dead_letters = store  # type: ignore[assignment]
+    young = storage_attrs()
+    assert pipeline.handle(events.from_cloud_event(young, storage_data()), received(young)).kind is Kind.RETRY
+    old = storage_attrs(time="2020-01-01T00:00:00Z")
+    report = pipeline.handle(events.from_cloud_event(old, storage_data()), received(old))
+    assert report.kind is Kind.FAILED and "MAX_EVENT_AGE_SECONDS=3600" in report.reason
+    assert len(store.records) == 1
+
+
+def test_in_flight_limit_queues_calls(airflow: FakeAirflow) -> None:
+    import threading
+    import time as clock
+
+    active, peak = 0, 0
+    lock = threading.Lock()
+    original = airflow.server.handler
+
+    def slow(seen):  # type: ignore[no-untyped-def]
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        clock.sleep(0.05)
+        with lock:
+            active -= 1
+        return original(seen)
+
+    airflow.server.handler = slow
+    pipeline, _ = make(airflow, AIRFLOW_MAX_IN_FLIGHT="2")
+    names = [f"f{n}.csv" for n in range(12)]
+    threads = [
+        threading.Thread(
+            target=pipeline.handle, args=(events.from_cloud_event(storage_attrs(name=n), storage_data(name=n)),)
+        )
+        for n in names
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(airflow.runs) == 12
+    assert peak <= 2
