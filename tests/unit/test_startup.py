@@ -1,0 +1,38 @@
+"""Start-up: bad settings stop the process with the variable's name; heavy libraries are not imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DAG_ID", "ROUTES"))}
+    return subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", code], cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_importing_main_does_not_load_storage_or_yaml() -> None:
+    code = "import sys, main; print(sorted(m for m in ('google.cloud.storage', 'yaml') if m in sys.modules))"
+    result = run(code, AIRFLOW_URI="http://127.0.0.1:9", DAG_ID="d")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_bad_setting_stops_the_import_with_its_name() -> None:
+    result = run("import main", AIRFLOW_URI="http://127.0.0.1:9", DAG_ID="d", AIRFLOW_API_VERSION="v9")
+    assert result.returncode != 0
+    assert "AIRFLOW_API_VERSION" in result.stderr and "example: AIRFLOW_API_VERSION=auto" in result.stderr
+
+
+def test_a_bad_routes_file_names_the_route_and_field(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - name: orders\n    dag_id: d\n    match: {size: {min: -5}}\n")
+    result = run("import main", AIRFLOW_URI="http://127.0.0.1:9", ROUTES_FILE=str(routes))
+    assert result.returncode != 0
+    assert "route 'orders'.match.size.min" in result.stderr
