@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False  # close the connection without answering (a reset as the client sees it)
+    reset: bool = False  # abort the connection with a TCP RST (SO_LINGER 0): ConnectionResetError for the client
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (dict, list)):
@@ -54,6 +57,12 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timed out, closed) while we were late is part of the test, not a server error."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeServer:
@@ -83,6 +92,11 @@ class FakeServer:
                 if answer.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if answer.reset:
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
                     return
                 payload, content_type = answer.encoded()
                 head = [f"HTTP/1.1 {answer.status} X", f"Content-Length: {len(payload)}"]

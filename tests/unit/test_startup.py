@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DAG_ID", "ROUTES"))}
-    return subprocess.run(  # noqa: S603 - fixed argv
+    return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
 
