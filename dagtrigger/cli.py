@@ -46,7 +46,25 @@ def replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """Walk the path an event takes with the function's own settings; each ✗ comes with its fix."""
+    import os
+
+    from .check import main as check_main
+
+    return check_main(os.environ, args.json, args.timeout)
+
+
+def send(args: argparse.Namespace) -> int:
+    """Post one sample event to a function and print its answer."""
+    from .send import run as send_run
+
+    return send_run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .send import add_arguments as send_arguments
+
     parser = argparse.ArgumentParser(prog="python -m dagtrigger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     rp = commands.add_parser(
@@ -63,6 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--include-replayed", action="store_true", help="also records already replayed successfully")
     rp.add_argument("--limit", type=int, help="at most this many records")
     rp.set_defaults(run=replay)
+    ck = commands.add_parser(
+        "check",
+        help="check that this configuration can trigger its DAGs (the same settings as the function)",
+        description="Check step by step that the function's configuration (AIRFLOW_URI, AIRFLOW_AUTH, DAG_ID or "
+        "ROUTES_FILE, …) can trigger every DAG it names: identity, network, API version, authentication, each DAG "
+        "(exists, not paused, may be triggered). Creates no DAG run. Exit 0 when nothing failed (warnings allowed).",
+    )
+    ck.add_argument("--json", action="store_true", help="machine-readable output")
+    ck.add_argument("--timeout", type=float, default=10.0, help="seconds per network call (default: %(default)g)")
+    ck.set_defaults(run=check)
+    sd = commands.add_parser(
+        "send",
+        help="send a sample storage, Pub/Sub or webhook event to a local or deployed function",
+        description="Send one realistic event to the function (CloudEvents in binary mode, as Eventarc delivers "
+        "them; webhooks as JSON, signed when a secret is given) and print its answer. Exit 0 on a 2xx answer.",
+    )
+    send_arguments(sd)
+    sd.set_defaults(run=send)
     return parser
 
 
