@@ -141,7 +141,7 @@ class Pipeline:
         return Report(event, kind, reasons, results)
 
     def _trigger(self, event: Event, target: Target, run_id_override: str | None = None) -> Result:
-        run_id = run_id_override or run_id_for(event, target.name if target.route.shares_dag else None)
+        run_id = run_id_override  # the default id is computed by render, or below when rendering failed
         try:
             manifest = self._manifest(event, target)
             rendered = render(event, target.route, manifest)
@@ -157,6 +157,8 @@ class Pipeline:
                 outcome = Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent")
             else:
                 outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
+        if run_id is None:
+            run_id = run_id_for(event, target.name if target.route.shares_dag else None)
         return Result(target, run_id, outcome)
 
     def _settle(self, event: Event, received: Received | None, result: Result) -> Result:

@@ -17,10 +17,6 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
-from jmespath import functions
-
 from .conf import RUN_ID_MAX, RUN_ID_PATTERN
 from .exceptions import ConfigError
 
@@ -37,71 +33,80 @@ def _compiled_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-class _Functions(functions.Functions):
-    @functions.signature({"types": ["string"]})
-    def _func_dirname(self, s: str) -> str:
-        return s.rpartition("/")[0]
+@functools.lru_cache(maxsize=1)
+def _jmespath() -> tuple[Any, Any, Any]:
+    """jmespath, its error type and the options with our functions, imported on first use.
 
-    @functions.signature({"types": ["string"]})
-    def _func_basename(self, s: str) -> str:
-        return s.rpartition("/")[2]
+    Only routes with templates need it, so the one-route DAG_ID shortcut does not pay the import at cold start.
+    """
+    import jmespath
+    import jmespath.exceptions
+    from jmespath import functions
 
-    @functions.signature({"types": ["string"]})
-    def _func_stem(self, s: str) -> str:
-        base = s.rpartition("/")[2]
-        return base.rpartition(".")[0] if "." in base.lstrip(".") else base
+    class _Functions(functions.Functions):
+        @functions.signature({"types": ["string"]})
+        def _func_dirname(self, s: str) -> str:
+            return s.rpartition("/")[0]
 
-    @functions.signature({"types": ["string"]})
-    def _func_extension(self, s: str) -> str:
-        base = s.rpartition("/")[2]
-        return base.rpartition(".")[2] if "." in base.lstrip(".") else ""
+        @functions.signature({"types": ["string"]})
+        def _func_basename(self, s: str) -> str:
+            return s.rpartition("/")[2]
 
-    @functions.signature({"types": ["string"]}, {"types": ["string"]})
-    def _func_gcs_uri(self, bucket: str, name: str) -> str:
-        return f"gs://{bucket}/{name}"
+        @functions.signature({"types": ["string"]})
+        def _func_stem(self, s: str) -> str:
+            base = s.rpartition("/")[2]
+            return base.rpartition(".")[0] if "." in base.lstrip(".") else base
 
-    @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["number"]})
-    def _func_regex_group(self, s: str, pattern: str, group: float) -> str | None:
-        match = _compiled_regex(pattern).search(s[:_MAX_REGEX_INPUT])
-        if match is None:
+        @functions.signature({"types": ["string"]})
+        def _func_extension(self, s: str) -> str:
+            base = s.rpartition("/")[2]
+            return base.rpartition(".")[2] if "." in base.lstrip(".") else ""
+
+        @functions.signature({"types": ["string"]}, {"types": ["string"]})
+        def _func_gcs_uri(self, bucket: str, name: str) -> str:
+            return f"gs://{bucket}/{name}"
+
+        @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["number"]})
+        def _func_regex_group(self, s: str, pattern: str, group: float) -> str | None:
+            match = _compiled_regex(pattern).search(s[:_MAX_REGEX_INPUT])
+            if match is None:
+                return None
+            try:
+                return match.group(int(group))
+            except IndexError:
+                return None
+
+        @functions.signature({"types": ["string"]})
+        def _func_path_date(self, s: str) -> str | None:
+            for pattern in _DATE_PATTERNS:
+                match = pattern.search(s[:_MAX_REGEX_INPUT])
+                if match:
+                    return "-".join(match.groups())
             return None
-        try:
-            return match.group(int(group))
-        except IndexError:
-            return None
 
-    @functions.signature({"types": ["string"]})
-    def _func_path_date(self, s: str) -> str | None:
-        for pattern in _DATE_PATTERNS:
-            match = pattern.search(s[:_MAX_REGEX_INPUT])
-            if match:
-                return "-".join(match.groups())
-        return None
+        @functions.signature({"types": ["string"]})
+        def _func_lower(self, s: str) -> str:
+            return s.lower()
 
-    @functions.signature({"types": ["string"]})
-    def _func_lower(self, s: str) -> str:
-        return s.lower()
+        @functions.signature({"types": ["string"]})
+        def _func_upper(self, s: str) -> str:
+            return s.upper()
 
-    @functions.signature({"types": ["string"]})
-    def _func_upper(self, s: str) -> str:
-        return s.upper()
+        @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
+        def _func_replace(self, s: str, old: str, new: str) -> str:
+            return s.replace(old, new)
 
-    @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
-    def _func_replace(self, s: str, old: str, new: str) -> str:
-        return s.replace(old, new)
+        @functions.signature({"types": ["string"]}, {"types": ["string"]})
+        def _func_split(self, s: str, sep: str) -> list[str]:
+            return s.split(sep) if sep else list(s)
 
-    @functions.signature({"types": ["string"]}, {"types": ["string"]})
-    def _func_split(self, s: str, sep: str) -> list[str]:
-        return s.split(sep) if sep else list(s)
+        @functions.signature({"types": ["string", "number", "null"], "variadic": True})
+        def _func_concat(self, *parts: Any) -> str:
+            return "".join(
+                "" if p is None else (str(int(p)) if isinstance(p, float) and p.is_integer() else str(p)) for p in parts
+            )
 
-    @functions.signature({"types": ["string", "number", "null"], "variadic": True})
-    def _func_concat(self, *parts: Any) -> str:
-        return "".join(
-            "" if p is None else (str(int(p)) if isinstance(p, float) and p.is_integer() else str(p)) for p in parts
-        )
-
-
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
+    return jmespath, jmespath.exceptions.JMESPathError, jmespath.Options(custom_functions=_Functions())
 
 
 class Expression:
@@ -110,9 +115,10 @@ class Expression:
     def __init__(self, source: str, where: str) -> None:
         self.source = source
         self.where = where
+        jmespath, error, _ = _jmespath()
         try:
             self._parsed = jmespath.compile(source)
-        except jmespath.exceptions.JMESPathError as exc:
+        except error as exc:
             raise ConfigError(f"{where}: {source!r} is not a valid expression: {exc}") from None
         for name in re.findall(r"regex_group\([^,]+,\s*'((?:[^'\\]|\\.)*)'", source):
             try:
@@ -122,9 +128,10 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The value, or raises TemplateError (the event lacks what the expression needs in a way it cannot absorb)."""
+        _, error, options = _jmespath()
         try:
-            return self._parsed.search(context, options=_OPTIONS)
-        except jmespath.exceptions.JMESPathError as exc:
+            return self._parsed.search(context, options=options)
+        except error as exc:
             raise TemplateError(f"{self.where}: {self.source!r} failed on this event: {exc}") from None
 
 
