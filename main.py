@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import flask
 import functions_framework
+import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
 from dagtrigger import deadletter, events, signature
@@ -34,8 +35,33 @@ def _reject(error: BadEvent) -> NoReturn:
     flask.abort(_json(error.status, {"outcome": "rejected", "error": str(error)}))
 
 
+_ENTERED = "dagtrigger_entered"
+
+
+def _rejected_before_us(error: Exception) -> Any:
+    """functions-framework and the cloudevents SDK parse a request before our entry points run; what they reject
+    (not a CloudEvent, a body that is not UTF-8, JSON that is not an object, a wrong method) gets a JSON 4xx with the
+    reason, like our own rejections, instead of an HTML page echoing the request or a 500 the platform redelivers.
+    What is raised once our code runs is answered as before."""
+    entered = flask.g.get(_ENTERED, False)
+    if isinstance(error, werkzeug.exceptions.HTTPException):
+        if entered or error.code is None or error.code >= 500:
+            return error
+        status, reason = error.code, f"{error.name}: not a request this function accepts"
+    elif entered:
+        raise error
+    else:
+        status, reason = 400, f"not a CloudEvent ({type(error).__name__})"
+    PIPELINE.log.warning("rejected request: %s", reason, extra={"outcome": "rejected", "status": status})
+    return _json(status, {"outcome": "rejected", "error": reason})
+
+
+functions_framework.errorhandler(Exception)(_rejected_before_us)
+
+
 @functions_framework.cloud_event
 def trigger_event(cloud_event: CloudEvent) -> None:
+    flask.g.setdefault(_ENTERED, True)
     attributes = cloud_event.get_attributes()
     try:
         event = events.from_cloud_event(attributes, cloud_event.data)
@@ -78,6 +104,7 @@ def _check_signature(request: flask.Request, body: bytes, push: bool) -> None:
 
 @functions_framework.http
 def trigger_http(request: flask.Request) -> flask.Response:
+    flask.g.setdefault(_ENTERED, True)
     try:
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
         try:

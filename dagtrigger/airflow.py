@@ -227,9 +227,17 @@ class AirflowClient:
         if response.ok:
             try:
                 value = response.json()
-                parsed = value if isinstance(value, dict) else {}
             except ValueError:
-                parsed = {}
+                value = None
+            if not isinstance(value, dict):
+                # Airflow answers a created run with the run as JSON; a 2xx page (a proxy's, a sign-in page) is no
+                # proof that the run exists, so the event must not be acknowledged on it.
+                raise AirflowUnreachable(
+                    f"POST {self.dag_runs_url(call.dag_id, version)} answered {response.status_code} with "
+                    f"{_short_message(response)[:80]!r}, not a DAG run: a proxy or sign-in page in front of Airflow? "
+                    "check AIRFLOW_URI and AIRFLOW_AUTH"
+                )
+            parsed = value
         message = "" if response.ok else _short_message(response)
         return AirflowReply(response.status_code, message, version, parsed)
 

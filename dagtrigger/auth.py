@@ -85,16 +85,36 @@ class _CachedBearer(Auth):
         self._token: str | None = None
         self._expires_at = 0.0
         self._fetches = 0
+        self._failure: CredentialsUnavailable | None = None
+        self._failed_at = 0.0
 
     def _fetch(self) -> tuple[str, float]:
         """Return a new token and its absolute expiry (time.time())."""
         raise NotImplementedError
 
     def _current(self) -> str:
+        """The cached token, renewed close to expiry. While the token source fails, a token that has not expired yet
+        is still used, and requests that waited on the lock share the failure instead of each fetching again
+        (google-auth spends ~15 s on one failed fetch, so they would answer one after the other, ~15 s apart)."""
+        asked = time.monotonic()
         with self._lock:
-            if self._token is None or time.time() >= self._expires_at - _RENEW_BEFORE_S:
+            now = time.time()
+            if self._token is not None and now < self._expires_at - _RENEW_BEFORE_S:
+                return self._token
+            usable = self._token if self._token is not None and now < self._expires_at else None
+            if self._failure is not None and self._failed_at >= asked:  # it failed while this request waited
+                if usable:
+                    return usable
+                raise CredentialsUnavailable(f"{self._failure} (failed while this request waited for it)")
+            try:
                 self._token, self._expires_at = self._fetch()
-                self._fetches += 1
+            except CredentialsUnavailable as exc:
+                self._failure, self._failed_at = exc, time.monotonic()
+                if usable:
+                    return usable
+                raise
+            self._failure = None
+            self._fetches += 1
             return self._token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -104,6 +124,7 @@ class _CachedBearer(Auth):
     def invalidate(self) -> None:
         with self._lock:
             self._token = None
+            self._failure = None
 
     @property
     def token_fetches(self) -> int:
