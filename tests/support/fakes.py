@@ -110,7 +110,7 @@ class FakeServer:
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> FakeServer:
         self._thread.start()
@@ -173,6 +173,7 @@ class FakeMetadataServer:
         self.email = email
         self.lifetime_s = lifetime_s
         self.fail_tokens = False
+        self.refused_tokens = 0
         self.token_fetches = 0
         self.id_token_fetches = 0
         self._lock = threading.Lock()
@@ -193,6 +194,8 @@ class FakeMetadataServer:
             return Answer(200, b"googleapis.com", {**flavor, "Content-Type": "text/plain"})
         if "/service-accounts/" in path and path.endswith("/token"):
             if self.fail_tokens:
+                with self._lock:
+                    self.refused_tokens += 1
                 return Answer(500, b"metadata server is failing on purpose", {**flavor, "Content-Type": "text/plain"})
             with self._lock:
                 self.token_fetches += 1
