@@ -10,7 +10,7 @@ ruff check .
 ruff format --check .
 echo "==> mypy" >&2
 mypy
-echo "==> building the Airflow venvs if missing (first time ~40 s each)" >&2
+echo "==> building the Airflow venvs if missing (first time about a minute each)" >&2
 python -m devtools.localairflow ensure --major 2
 python -m devtools.localairflow ensure --major 3
 echo "==> pytest" >&2
