@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="dagtrigger-demo-"))
-    step(f"starting Apache Airflow {args.major}.x on 127.0.0.1 (SQLite in {work}; first run installs it, about a minute)")
+    step(f"starting Apache Airflow {args.major}.x on 127.0.0.1 (SQLite in {work}; first run installs it: ~1 min)")
     with AirflowServer(args.major, work, auth="none") as airflow:
         step(f"Airflow answers at {airflow.url}{airflow.api_prefix}")
         env = {"AIRFLOW_URI": airflow.url, "DAG_ID": DAG_ID, "AIRFLOW_AUTH": "none"}
