@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.fakes import Answer, FakeServer, Seen
+from tests.support.fakes import Answer, FakeServer, Seen, ServedFake
 
 # A conf whose metadata holds this key is refused (400), as Airflow refuses a bad request: a poison event.
 REFUSE_MARKER = "dagtrigger-load-refuse"
@@ -63,7 +63,7 @@ def _html(status: int, title: str) -> str:
     return HTML_PAGE.format(status=status, title=title)
 
 
-class FaultyAirflow:
+class FaultyAirflow(ServedFake):
     """A threaded fake Airflow (API v2 or v1) on 127.0.0.1 with a switchable ``fault`` (None: healthy).
 
     ``required_token_prefix``: answer 401 to a trigger call whose ``Authorization`` is not ``Bearer <prefix>…``
@@ -79,17 +79,6 @@ class FaultyAirflow:
         self.answers: Counter[str] = Counter()  # "200", "409", "503", "hang", "reset-after", …
         self._lock = threading.Lock()
         self.server = FakeServer(self._answer)
-
-    def __enter__(self) -> FaultyAirflow:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def set_fault(self, fault: Fault | None) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -125,7 +125,24 @@ class FakeServer:
             return [s for s in self.seen if fragment in s.path]
 
 
-class FakeAirflow:
+class ServedFake:
+    """A fake built on a FakeServer: usable as a context manager, with the server's URL."""
+
+    server: FakeServer
+
+    def __enter__(self) -> Self:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+class FakeAirflow(ServedFake):
     """Answers the trigger call like Airflow does (200, then 409 for a known run id) with a scriptable fault queue."""
 
     def __init__(self, version: str = "v2") -> None:
@@ -154,19 +171,8 @@ class FakeAirflow:
             return Answer(200, {"dag_run_id": body["dag_run_id"], "state": "queued"})
         return Answer(404, {"detail": "Not Found"})
 
-    def __enter__(self) -> FakeAirflow:
-        self.server.__enter__()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-class FakeMetadataServer:
+class FakeMetadataServer(ServedFake):
     """The GCE metadata server as google-auth talks to it (``GCE_METADATA_HOST``): identity and tokens."""
 
     def __init__(self, email: str = "dagtrigger@example-project.iam.gserviceaccount.com", lifetime_s: int = 3600):
@@ -211,13 +217,6 @@ class FakeMetadataServer:
             body = {"email": self.email, "scopes": ["https://www.googleapis.com/auth/cloud-platform"], "aliases": []}
             return Answer(200, body, flavor)
         return Answer(404, b"not found", {**flavor, "Content-Type": "text/plain"})
-
-    def __enter__(self) -> FakeMetadataServer:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def host(self) -> str:
