@@ -123,7 +123,7 @@ class AirflowReply:
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def _short_message(response: requests.Response) -> str:
+def short_message(response: requests.Response) -> str:
     """Airflow's own explanation, from JSON when it is JSON, else the text of an HTML page, cut short."""
     try:
         payload = response.json()
@@ -234,11 +234,11 @@ class AirflowClient:
                 # proof that the run exists, so the event must not be acknowledged on it.
                 raise AirflowUnreachable(
                     f"POST {self.dag_runs_url(call.dag_id, version)} answered {response.status_code} with "
-                    f"{_short_message(response)[:80]!r}, not a DAG run: a proxy or sign-in page in front of Airflow? "
+                    f"{short_message(response)[:80]!r}, not a DAG run: a proxy or sign-in page in front of Airflow? "
                     "check AIRFLOW_URI and AIRFLOW_AUTH"
                 )
             parsed = value
-        message = "" if response.ok else _short_message(response)
+        message = "" if response.ok else short_message(response)
         return AirflowReply(response.status_code, message, version, parsed)
 
     def get(self, path: str) -> requests.Response:

@@ -25,7 +25,7 @@ import requests
 from urllib3.exceptions import NameResolutionError
 
 from .airflow import AirflowClient
-from .airflow import _short_message as airflow_message
+from .airflow import short_message as airflow_message
 from .auth import CLOUD_PLATFORM_SCOPE, Auth, make_auth
 from .exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
 from .rules import Rules, load_rules, single_route

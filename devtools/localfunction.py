@@ -17,13 +17,10 @@ import requests
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
+from dagtrigger.send import percent_encode
+
 REPO = Path(__file__).resolve().parents[1]
 START_DEADLINE_S = 30.0
-
-
-def _percent_encode(value: str) -> str:
-    """CloudEvents HTTP binding: header values outside printable ASCII (and '%', '"') are UTF-8 percent-encoded."""
-    return "".join(c if " " <= c <= "~" and c not in '%"' else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
 
 
 def _free_port() -> int:
@@ -118,7 +115,7 @@ class FunctionProcess:
             headers, body = to_structured(event)
         else:
             headers, body = to_binary(event)
-            headers = {k: _percent_encode(v) if k.lower().startswith("ce-") else v for k, v in headers.items()}
+            headers = {k: percent_encode(v) if k.lower().startswith("ce-") else v for k, v in headers.items()}
         return self.session.post(self.url, headers=headers, data=body, timeout=90)
 
     def post(self, path: str = "/", **kwargs: Any) -> requests.Response:
