@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .script_runner import REPO_ROOT
 
 pathspec = pytest.importorskip("pathspec", reason="pip install -r tests/deploy/requirements.txt")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DEPLOY_DIR, REPO_ROOT, SCRIPTS, Result, ScriptRunner, commands_of
+from .script_runner import DEPLOY_DIR, REPO_ROOT, SCRIPTS, Result, ScriptRunner, commands_of
 
 PROJECT = ["--project", "my-proj"]
 AIRFLOW = ["--composer-env", "prod", "--dag-id", "ingest_landing_files"]

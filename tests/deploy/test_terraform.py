@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DEPLOY_DIR, REPO_ROOT
+from .script_runner import DEPLOY_DIR, REPO_ROOT
 
 hcl2 = pytest.importorskip("hcl2", reason="pip install -r tests/deploy/requirements.txt (python-hcl2)")
 

@@ -16,7 +16,7 @@ import pytest
 
 from dagtrigger.check import Report, Status, Symptom, run_check
 from devtools.localairflow import AirflowServer
-from tests.integration.conftest import function_env
+from tests.support.function_env import function_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ import pytest
 
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import REPO, FunctionProcess
-from tests.integration.conftest import function_env
 from tests.support.fakes import free_port
+from tests.support.function_env import function_env
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
 from tests.unit.samples import storage_attrs, storage_data
 

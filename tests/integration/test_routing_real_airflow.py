@@ -13,7 +13,7 @@ import pytest
 from dagtrigger.signature import HEADER, sign
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
-from tests.integration.conftest import function_env
+from tests.support.function_env import function_env
 from tests.unit.samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration

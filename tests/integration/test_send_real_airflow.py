@@ -19,7 +19,7 @@ import pytest
 from dagtrigger import cli
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
-from tests.integration.conftest import function_env
+from tests.support.function_env import function_env
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

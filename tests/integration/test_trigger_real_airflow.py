@@ -14,7 +14,7 @@ from dagtrigger import events
 from dagtrigger.conf import RESERVED_KEY, RUN_ID_PATTERN, run_id_for
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
-from tests.integration.conftest import function_env
+from tests.support.function_env import function_env
 from tests.unit.samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration

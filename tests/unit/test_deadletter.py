@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +28,11 @@ from dagtrigger.deadletter import (
     DeadLetterWriteError,
 )
 from dagtrigger.exceptions import ConfigError
-from tests.conftest import ROOT
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
+ROOT = Path(__file__).resolve().parents[2]
 EVENT_TIME = "2026-11-24T10:00:00.123Z"  # fixed: record names and days are computed from it
 
 T0 = datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
