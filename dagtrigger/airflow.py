@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -111,6 +112,10 @@ class TriggerCall:
     run_id: str
     conf: dict[str, Any]
     note: str | None = None
+    # Batch windows (batch.py): the earliest start. Airflow 3 gets run_after (its scheduler starts a queued run once
+    # run_after <= now); Airflow 2 gets logical_date, a future one waiting while allow_trigger_in_future is False.
+    run_after: datetime | None = None
+    logical_date: datetime | None = None  # Airflow 2 only; Airflow 3 keeps null (no logical-date collisions)
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,10 @@ class AirflowClient:
         body: dict[str, Any] = {"dag_run_id": call.run_id, "conf": call.conf}
         if version == "v2":
             body["logical_date"] = None  # v2 requires the field; null avoids logical-date collisions.
+            if call.run_after is not None:
+                body["run_after"] = _iso(call.run_after)
+        elif call.logical_date is not None:
+            body["logical_date"] = _iso(call.logical_date)
         if call.note:
             body["note"] = call.note
         response = self._send("POST", self.dag_runs_url(call.dag_id, version), json=body)
@@ -241,9 +250,31 @@ class AirflowClient:
         message = "" if response.ok else short_message(response)
         return AirflowReply(response.status_code, message, version, parsed)
 
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """A run's state (queued, running, success, failed), None when no such run; AirflowUnreachable otherwise."""
+        response = self._send("GET", f"{self.dag_runs_url(dag_id)}/{quote(run_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        try:
+            state = response.json().get("state") if response.ok else None
+        except (ValueError, AttributeError):
+            state = None
+        if not isinstance(state, str):
+            raise AirflowUnreachable(
+                f"reading run {run_id!r} of DAG {dag_id!r} answered {response.status_code}: "
+                f"{short_message(response)[:120] or '(no state)'}"
+            )
+        return state
+
     def get(self, path: str) -> requests.Response:
         """GET an API path (``dags/x``) under the detected version; for operator commands."""
         return self._send("GET", f"{self.base_url}/api/{self.api_version()}/{path.lstrip('/')}")
+
+
+def _iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with an explicit offset (Airflow 2 refuses naive dates), microseconds kept."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds")
 
 
 def _describe(exc: requests.RequestException) -> str:

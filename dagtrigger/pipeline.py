@@ -18,6 +18,8 @@ import requests
 from . import logs
 from .airflow import AirflowClient, TriggerCall, make_session
 from .auth import make_auth
+from .batch_flow import Batcher
+from .batch_store import MembersStore
 from .conf import conf_size, run_id_for
 from .deadletter import DeadLetterStore, DeadLetterWriteError, Received, new_record
 from .events import Event
@@ -91,12 +93,18 @@ class Pipeline:
         rules: Rules,
         logger: logging.Logger | None = None,
         dead_letters: DeadLetterStore | None = None,
+        members: MembersStore | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.rules = rules
         self.log = logger or logs.get_logger()
         self.dead_letters = dead_letters
+        self.batcher = (
+            Batcher(client, members or MembersStore(), self._call, settings.max_conf_bytes)
+            if any(r.batch is not None for r in rules.routes)
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, log_stream: TextIO | None = None) -> Pipeline:
@@ -141,6 +149,8 @@ class Pipeline:
         return Report(event, kind, reasons, results)
 
     def _trigger(self, event: Event, target: Target, run_id_override: str | None = None) -> Result:
+        if target.route.batch is not None:
+            return self._batched(event, target)
         run_id = run_id_override  # the default id is computed by render, or below when rendering failed
         try:
             manifest = self._manifest(event, target)
@@ -160,6 +170,25 @@ class Pipeline:
         if run_id is None:
             run_id = run_id_for(event, target.name if target.route.shares_dag else None)
         return Result(target, run_id, outcome)
+
+    def _batched(self, event: Event, target: Target) -> Result:
+        """A batched route records the event as a member of its window's run (a replay too, under the same run id)."""
+        assert self.batcher is not None
+        try:
+            manifest = self._manifest(event, target)
+        except TemplateError as exc:
+            return Result(target, "", Outcome(Kind.FAILED, f"manifest location could not be built: {exc}"))
+        except ManifestError as exc:
+            return Result(target, "", Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc)))
+        placed = self.batcher.handle(event, target, manifest)
+        if placed.outcome.kind is not Kind.FAILED:
+            return Result(target, placed.run_id, placed.outcome)
+        # A dead letter is kept per (DAG, run id): a failed member is kept under its own identity, not its batch's,
+        # so two failed members of one batch stay two records (replay re-batches them either way).
+        outcome = placed.outcome
+        if placed.run_id:
+            outcome = Outcome(outcome.kind, f"{outcome.reason} (batch run {placed.run_id})", outcome.status)
+        return Result(target, run_id_for(event, target.name if target.route.shares_dag else None), outcome)
 
     def _settle(self, event: Event, received: Received | None, result: Result) -> Result:
         """Turn a retry of a too-old event into a failure, record failures as dead letters, then log once.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .batch import BatchSpec, parse_batch
 from .exceptions import ConfigError
 from .settings import DAG_ID_PATTERN, STORAGE_ACTIONS
 from .templates import Expression, TextTemplate
@@ -135,6 +136,7 @@ class Route:
     note: TextTemplate | None = None
     manifest: Manifest | None = None
     shares_dag: bool = False  # another route targets the same DAG: the route name joins the run-id identity
+    batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch.py
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ class _Reader:
 
     def route(self, value: Any, index: int) -> Route:
         fields = ("name", "dag_id", "match", "allow_dags", "marker", "conf", "conf_base", "run_id", "note",
-                  "manifest")  # fmt: skip
+                  "manifest", "batch")  # fmt: skip
         raw_name = value.get("name") if isinstance(value, Mapping) else None
         label = f"route {raw_name!r}" if isinstance(raw_name, str) else f"routes[{index}]"
         spec = self.mapping(value, label, fields)
@@ -282,7 +284,15 @@ class _Reader:
             run_id=TextTemplate(str(spec["run_id"]), f"{self.where} → {label}.run_id") if "run_id" in spec else None,
             note=TextTemplate(str(spec["note"]), f"{self.where} → {label}.note") if "note" in spec else None,
             manifest=self.manifest(spec["manifest"], f"{label}.manifest") if "manifest" in spec else None,
+            batch=self.batch(spec, label),
         )
+
+    def batch(self, spec: Mapping[str, Any], label: str) -> BatchSpec | None:
+        if "batch" not in spec:
+            return None
+        if "run_id" in spec:
+            raise self.error(f"{label}.run_id", "cannot be set with batch: run ids are per (route, group, window)")
+        return parse_batch(spec["batch"], f"{label}.batch", self.error, self.where)
 
     def manifest(self, value: Any, path: str) -> Manifest:
         spec = self.mapping(value, path, ("object", "bucket", "into", "max_bytes"))

@@ -1,0 +1,178 @@
+"""One event on a batched route: record it as a member, make sure its window's run exists, and apply the late rule.
+
+Order matters: the member is written *before* the run is created or checked, so a run that starts after the check
+lists it. A member recorded after its run left ``queued`` (read from Airflow) is recorded again, ``late: true``, in
+the window open now, whose run is then created: no member is lost to timing, and a key appears twice only as a late
+copy in a later batch (the DAG dedupes by key).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .airflow import AirflowClient, TriggerCall
+from .batch import (
+    CLOCK_MARGIN_S,
+    BatchError,
+    BatchSpec,
+    Placement,
+    SingleFlight,
+    event_moment,
+    group_value,
+    member_name,
+    member_record,
+    place,
+    v1_logical_dates,
+    window_for,
+)
+from .batch_store import MembersStore, MemberWriteError
+from .conf import build_conf, conf_size, run_id_for, template_context
+from .events import Event
+from .exceptions import AirflowUnreachable, CredentialsUnavailable
+from .outcome import Kind, Outcome
+from .routing import Target
+from .templates import TemplateError
+
+MAX_LATE_HOPS = 3  # a late member whose next window also started (tiny windows, slow writes) moves on, bounded
+_CREATED = frozenset({Kind.DONE, Kind.DUPLICATE})
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What happened to one member: the run it was (last) recorded into, the outcome, and whether it was late."""
+
+    run_id: str
+    outcome: Outcome
+    late: bool = False
+
+
+class Batcher:
+    """Per-process: the members store, the single flight per (DAG, run id), and the runs known to have started."""
+
+    def __init__(
+        self,
+        client: AirflowClient,
+        store: MembersStore,
+        call: Callable[[TriggerCall], Outcome],
+        max_conf_bytes: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.store = store
+        self._call = call
+        self.max_conf_bytes = max_conf_bytes
+        self.clock = clock
+        self.flights: SingleFlight[tuple[str, str], Outcome] = SingleFlight(lambda o: o.kind in _CREATED)
+        self.started: SingleFlight[tuple[str, str], bool] = SingleFlight(bool)
+        self.posts = 0  # trigger POSTs this process made for batches (retries inside one POST not counted)
+        self._posts_lock = threading.Lock()
+
+    def handle(self, event: Event, target: Target, manifest: Any = None) -> Placed:
+        spec = target.route.batch
+        assert spec is not None
+        context = template_context(event)
+        if target.route.manifest is not None:
+            context[target.route.manifest.into] = manifest
+        try:
+            moment = event_moment(event.time, self.clock())
+            group = group_value(spec, event.kind.value, context)
+            window = window_for(moment, spec.window_s)
+        except (BatchError, TemplateError) as exc:
+            return Placed("", Outcome(Kind.FAILED, f"batch: {exc}"))
+        member_conf = build_conf(event)
+        if target.route.manifest is not None:
+            member_conf[target.route.manifest.into] = manifest
+        key = run_id_for(event)
+        placement = place(spec, target.name, target.dag_id, group, window)
+        for hop in range(MAX_LATE_HOPS + 1):
+            late = hop > 0
+            try:
+                self.store.write(placement.bucket, member_name(placement.prefix, key),
+                                 member_record(placement, key, member_conf, event.time, late))  # fmt: skip
+            except MemberWriteError as exc:
+                return Placed(placement.run_id, Outcome(Kind.RETRY, str(exc)), late)
+            outcome, created_now = self._ensure(target, placement, context)
+            if outcome.kind not in _CREATED:
+                return Placed(placement.run_id, outcome, late)
+            if created_now:
+                return Placed(placement.run_id, outcome, late)  # created after our write: it will list us
+            try:
+                if not self._has_started(target.dag_id, placement):
+                    return Placed(placement.run_id, outcome, late)
+            except (AirflowUnreachable, CredentialsUnavailable) as exc:
+                return Placed(placement.run_id, Outcome(Kind.RETRY, f"could not read the batch run's state: {exc}"))
+            placement = self._late_placement(spec, target, group, placement)
+        reason = f"batch: the runs of {MAX_LATE_HOPS + 1} windows started before this member was recorded"
+        return Placed(placement.run_id, Outcome(Kind.RETRY, reason), True)
+
+    def _late_placement(self, spec: BatchSpec, target: Target, group: str, previous: Placement) -> Placement:
+        window = window_for(self.clock(), spec.window_s)
+        if window.start <= previous.window.start:
+            window = previous.window.next()
+        return place(spec, target.name, target.dag_id, group, window)
+
+    def _has_started(self, dag_id: str, placement: Placement) -> bool:
+        """Whether the run left ``queued``; not asked while the window is clearly still open (it cannot have)."""
+        if self.clock() < placement.window.end - timedelta(seconds=CLOCK_MARGIN_S):
+            return False
+        key = (dag_id, placement.run_id)
+        if self.started.known(key):
+            return True
+        state = self.client.run_state(dag_id, placement.run_id)
+        started = state is not None and state != "queued"
+        if started:
+            self.started.remember(key, True)
+        return started
+
+    def _ensure(self, target: Target, placement: Placement, context: Mapping[str, Any]) -> tuple[Outcome, bool]:
+        """(outcome, whether this caller's POST created the run now). One POST per run per process, plus retries."""
+        created = False
+
+        def create() -> Outcome:
+            nonlocal created
+            outcome = self._create(target, placement, context)
+            created = outcome.kind is Kind.DONE
+            return outcome
+
+        outcome, _ = self.flights.run((target.dag_id, placement.run_id), create)
+        return outcome, created
+
+    def _create(self, target: Target, placement: Placement, context: Mapping[str, Any]) -> Outcome:
+        route = target.route
+        batch = placement.batch_document()
+        try:
+            document = {**context, "batch": batch}
+            conf = {key: expression.evaluate(document) for key, expression in route.conf}
+            conf["batch"] = batch
+            note = route.note.render({**conf, "default": placement.run_id})[:1000] if route.note else None
+        except TemplateError as exc:
+            return Outcome(Kind.FAILED, f"conf could not be built: {exc}")
+        size = conf_size(conf)
+        if size > self.max_conf_bytes:
+            return Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={self.max_conf_bytes}; not sent")
+        call = TriggerCall(target.dag_id, placement.run_id, conf, note, run_after=placement.window.end)
+        try:
+            version = self.client.api_version()
+        except (AirflowUnreachable, CredentialsUnavailable) as exc:
+            return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
+        if version == "v2":
+            return self._post(call)
+        for logical_date in v1_logical_dates(route.name, placement.group, placement.window):
+            outcome = self._post(TriggerCall(**{**call.__dict__, "run_after": None, "logical_date": logical_date}))
+            if outcome.kind is not Kind.DUPLICATE:
+                return outcome
+            try:  # 409: our run exists (a redelivery), or another run holds this logical date
+                if self.client.run_state(target.dag_id, placement.run_id) is not None:
+                    return outcome
+            except (AirflowUnreachable, CredentialsUnavailable) as exc:
+                return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
+        return Outcome(Kind.RETRY, "batch: every candidate logical date of this window is taken on Airflow 2")
+
+    def _post(self, call: TriggerCall) -> Outcome:
+        with self._posts_lock:
+            self.posts += 1
+        return self._call(call)

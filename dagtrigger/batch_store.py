@@ -1,0 +1,81 @@
+"""The members of batch runs: one JSON object per event in Cloud Storage, written before the event is acknowledged.
+
+Writes are idempotent (a redelivery rewrites the object of the same name), so they are retried like any idempotent
+request; ``MemberWriteError`` means the event must not be acknowledged. google-cloud-storage is imported on first
+use, as in deadletter.py, so routes without batches pay nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .deadletter import redact
+
+
+class MemberWriteError(RuntimeError):
+    """A member could not be recorded: answer non-2xx so the platform redelivers the event."""
+
+
+class MembersStore:
+    """One storage client per process, shared by concurrent requests (built on first use under a lock)."""
+
+    def __init__(self, client: Any = None, *, budget_s: float = 20.0, timeout_s: float = 10.0) -> None:
+        self.budget_s = budget_s
+        self.timeout_s = timeout_s
+        self._client = client
+        self._retry: Any = None
+        self._lock = threading.Lock()
+
+    def _storage(self) -> tuple[Any, Any]:
+        if self._retry is None:
+            with self._lock:
+                if self._retry is None:
+                    from google.cloud.storage.retry import DEFAULT_RETRY
+
+                    if self._client is None:
+                        from google.cloud import storage
+
+                        self._client = storage.Client()  # honours STORAGE_EMULATOR_HOST
+                    self._retry = DEFAULT_RETRY
+        return self._client, self._retry
+
+    def write(self, bucket: str, name: str, record: Mapping[str, Any]) -> str:
+        """Upload ``record`` as ``gs://bucket/name`` within the time budget; returns that URI.
+
+        Raises MemberWriteError on any failure (after google-cloud-storage's retries: an unconditional upload is
+        retried here on purpose, since rewriting a member with the same content is harmless)."""
+        uri = f"gs://{bucket}/{name}"
+        data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        started = time.monotonic()
+        try:
+            client, retry = self._storage()
+            blob = client.bucket(bucket).blob(name)
+            left = max(0.5, self.budget_s - (time.monotonic() - started))
+            blob.upload_from_string(
+                data,
+                content_type="application/json; charset=utf-8",
+                timeout=min(self.timeout_s, left),
+                retry=retry.with_timeout(left),
+            )
+        except Exception as exc:
+            detail = " ".join(redact(str(exc)).split())[:300]
+            code = getattr(exc, "code", None)
+            hint = (
+                "; grant the function's service account roles/storage.objectUser on the bucket" if code == 403 else ""
+            )
+            raise MemberWriteError(f"could not record the member {uri}: {type(exc).__name__}: {detail}{hint}") from exc
+        return uri
+
+    def read_all(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        """Every member record under ``prefix`` (what a batch run's task reads), in name order; for operators and
+        tests. Raises google-cloud-storage's errors unchanged."""
+        client, retry = self._storage()
+        records = []
+        for blob in client.list_blobs(bucket, prefix=prefix, timeout=self.timeout_s, retry=retry):
+            if blob.name.endswith(".json"):
+                records.append(json.loads(blob.download_as_bytes(timeout=self.timeout_s, retry=retry)))
+        return records
