@@ -81,6 +81,7 @@ class Symptom(Enum):
     PROBE_INCONCLUSIVE = "probe-inconclusive"
     PROBE_CREATED_RUN = "probe-created-run"
     UNEXPECTED = "unexpected-answer"
+    TRIGGER_IN_FUTURE = "allow-trigger-in-future"
 
 
 _COMPOSER_ROLE = (
@@ -229,6 +230,10 @@ FIXES: dict[Symptom, dict[str, str]] = {
         "the Airflow UI and report this Airflow version to dagtrigger",
     },
     Symptom.UNEXPECTED: {"*": "see Airflow's answer above; the web server log has the details"},
+    Symptom.TRIGGER_IN_FUTURE: {
+        "*": "set [scheduler] allow_trigger_in_future = False (the default; Composer: Airflow configuration "
+        "overrides) so that batch runs wait for their window to close, or move to Airflow 3 (run_after)",
+    },
 }
 
 
@@ -455,6 +460,8 @@ class _Check:
             if client is not None and self.authenticated(client):
                 for dag_id in dags_to_check(rules):
                     self.dag(client, dag_id)
+                if any(r.batch is not None for r in rules.routes):
+                    self.batch_start(client)
         return Report(tuple(self.steps), settings.airflow_uri)
 
     # 1
@@ -666,6 +673,33 @@ class _Check:
         status = Status.WARN if symptom is Symptom.PROBE_INCONCLUSIVE else Status.FAIL
         detail = f"POST dagRuns (probe) answered {_answer(response)}"
         self.add(name, status, detail, symptom, dag_id=dag_id, location=location)
+
+    # 7 (batched routes only)
+    def batch_start(self, client: AirflowClient) -> None:
+        """Airflow 2 starts a future-dated run at once when allow_trigger_in_future is True: batches would not wait.
+
+        Readable only where the web server exposes its configuration ([webserver] expose_config)."""
+        name = "batch runs wait for their window"
+        if client.api_version() != "v1":
+            self.add(name, Status.OK, "yes: Airflow 3 starts a run only once its run_after (the window end) has passed")
+            return
+        url = f"{client.base_url}/api/v1/config/section/scheduler/option/allow_trigger_in_future"
+        try:
+            response = client.session.get(
+                url, auth=client.auth, timeout=client.timeout, headers={"Accept": "application/json"}
+            )
+            options = _json(response).get("sections", [{}])[0].get("options", [])
+            value = str(next((o.get("value") for o in options if o.get("key") == "allow_trigger_in_future"), ""))
+        except (requests.RequestException, CredentialsUnavailable, AttributeError, IndexError, TypeError):
+            value = ""
+        if value.lower() == "true":
+            detail = "no: [scheduler] allow_trigger_in_future is True, so batch runs start before their window closes"
+            self.add(name, Status.WARN, detail, Symptom.TRIGGER_IN_FUTURE)
+        elif value.lower() == "false":
+            self.add(name, Status.OK, "yes: [scheduler] allow_trigger_in_future is False")
+        else:
+            detail = "probably: the configuration is not readable here (expose_config); the default False is right"
+            self.add(name, Status.OK, detail)
 
     def _client(self, settings: Settings, auth: Auth, version: str) -> AirflowClient:
         """The function's own client, but on a session without retries: a check reports, it does not persist."""
