@@ -10,18 +10,21 @@ import json
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import MaxRetryError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from .auth import Auth
+from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import AirflowUnreachable
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -36,20 +39,26 @@ class BudgetedRetry(Retry):
     Exponential backoff with jitter and ``Retry-After`` come from urllib3; the budget (counted from the first failed
     attempt) keeps the whole call well inside the function timeout. A ``Retry-After`` longer than what is left ends
     the retries at once, so the platform redelivers later instead of the function sleeping past its deadline.
+    Time is read from, and waited on, ``clock``: tests pass a fake one.
     """
 
-    def __init__(self, *args: Any, budget_s: float = 30.0, started: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, *args: Any, budget_s: float = 30.0, started: float | None = None, clock: Clock = SYSTEM_CLOCK, **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
         self.budget_s = budget_s
         self.started = started
+        self.clock = clock
 
     def new(self, **kw: Any) -> BudgetedRetry:
+        """urllib3 makes a new value per attempt; the budget, its start and the clock carry over."""
         kw.setdefault("budget_s", self.budget_s)
-        kw.setdefault("started", self.started if self.started is not None else time.monotonic())
+        kw.setdefault("started", self.started if self.started is not None else self.clock.monotonic())
+        kw.setdefault("clock", self.clock)
         return super().new(**kw)
 
     def _left(self) -> float:
-        return self.budget_s if self.started is None else self.budget_s - (time.monotonic() - self.started)
+        return self.budget_s if self.started is None else self.budget_s - (self.clock.monotonic() - self.started)
 
     def is_exhausted(self) -> bool:
         return super().is_exhausted() or self._left() <= 0
@@ -57,16 +66,31 @@ class BudgetedRetry(Retry):
     def get_backoff_time(self) -> float:
         return max(0.0, min(super().get_backoff_time(), self._left()))
 
-    def increment(self, *args: Any, **kwargs: Any) -> BudgetedRetry:
-        new = super().increment(*args, **kwargs)
-        response = kwargs.get("response") if "response" in kwargs else (args[2] if len(args) > 2 else None)
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """urllib3's choice of wait (``Retry-After`` when the answer has one, else the backoff), on our clock."""
+        wait = self.get_retry_after(response) if self.respect_retry_after_header and response else None
+        wait = wait or self.get_backoff_time()
+        if wait > 0:
+            self.clock.sleep(wait)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> BudgetedRetry:
+        """urllib3's count of the failed attempt, then: give up now if the server asks us to wait past the budget."""
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = new.get_retry_after(response) if response is not None else None
         if wait is not None and wait > new._left():
-            raise MaxRetryError(kwargs.get("_pool"), kwargs.get("url") or "", None)  # type: ignore[arg-type]
+            raise MaxRetryError(_pool, url or "", error)  # type: ignore[arg-type]
         return new
 
 
-def retry_policy(budget_s: float, attempts: int = 8) -> BudgetedRetry:
+def retry_policy(budget_s: float, attempts: int = 8, clock: Clock = SYSTEM_CLOCK) -> BudgetedRetry:
     """The policy as a value: what is retried, how often, how long we wait, and the total budget."""
     return BudgetedRetry(
         total=attempts - 1,
@@ -84,13 +108,14 @@ def retry_policy(budget_s: float, attempts: int = 8) -> BudgetedRetry:
         raise_on_status=False,
         raise_on_redirect=False,
         budget_s=budget_s,
+        clock=clock,
     )
 
 
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
 
 
-def make_session(budget_s: float, pool_size: int = 32) -> requests.Session:
+def make_session(budget_s: float, pool_size: int = 32, clock: Clock = SYSTEM_CLOCK) -> requests.Session:
     """A long-lived pooled session with the retry policy mounted; shared by all threads of the process.
 
     Without a proxy configured, the environment is read once here instead of on every request (``trust_env`` costs
@@ -100,7 +125,7 @@ def make_session(budget_s: float, pool_size: int = 32) -> requests.Session:
     if not any(name.lower() in _PROXY_VARIABLES for name in os.environ):
         session.trust_env = False
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry_policy(budget_s))
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry_policy(budget_s, clock=clock))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -20,6 +20,7 @@ from .airflow import AirflowClient, TriggerCall, make_session
 from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
+from .clock import SYSTEM_CLOCK, Clock
 from .conf import conf_size, run_id_for
 from .deadletter import DeadLetterStore, DeadLetterWriteError, Received, new_record
 from .events import Event
@@ -107,7 +108,10 @@ class Pipeline:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, log_stream: TextIO | None = None) -> Pipeline:
+    def from_settings(
+        cls, settings: Settings, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> Pipeline:
+        """``clock`` paces the Airflow retries (tests pass a fake one)."""
         logger = logs.configure(settings.log_level, settings.secrets(), log_stream)
         auth = make_auth(settings, requests.Session)
         client = AirflowClient(
@@ -115,7 +119,7 @@ class Pipeline:
             auth,
             api_version=settings.api_version,
             timeout_s=settings.timeout_s,
-            session=make_session(settings.retry_budget_s, pool_size=max(settings.max_in_flight, 4)),
+            session=make_session(settings.retry_budget_s, pool_size=max(settings.max_in_flight, 4), clock=clock),
             retry_budget_s=settings.retry_budget_s,
             max_in_flight=settings.max_in_flight,
         )
@@ -128,9 +132,11 @@ class Pipeline:
         return cls(settings, client, rules, logger, store)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, log_stream: TextIO | None = None) -> Pipeline:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> Pipeline:
         """Read and validate the configuration now, so a bad setting stops the process at start-up."""
-        return cls.from_settings(settings_from_env(os.environ if env is None else env), log_stream)
+        return cls.from_settings(settings_from_env(os.environ if env is None else env), log_stream, clock)
 
     def handle(self, event: Event, received: Received | None = None) -> Report:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (from ``received``).

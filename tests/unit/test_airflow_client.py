@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from dagtrigger.airflow import AirflowClient, TriggerCall, make_session
 from dagtrigger.auth import Auth
 from dagtrigger.exceptions import AirflowUnreachable
+from tests.support.clock import FakeClock
 from tests.support.fakes import Answer, FakeAirflow, FakeServer, Seen, free_port
 
 
-def client(url: str, budget_s: float = 5.0, timeout_s: float = 2.0, version: str = "auto", auth: Auth | None = None):
-    return AirflowClient(url, auth or Auth(), api_version=version, timeout_s=timeout_s, session=make_session(budget_s))
+def client(
+    url: str,
+    budget_s: float = 5.0,
+    timeout_s: float = 2.0,
+    version: str = "auto",
+    auth: Auth | None = None,
+    clock: FakeClock | None = None,
+) -> AirflowClient:
+    """A client whose retries wait on a fake clock (pass one to read the waits): no test sleeps in real time."""
+    session = make_session(budget_s, clock=clock or FakeClock())
+    return AirflowClient(url, auth or Auth(), api_version=version, timeout_s=timeout_s, session=session)
 
 
 CALL = TriggerCall("example_dag", "run_1", {"a": 1})
@@ -60,47 +69,61 @@ def test_dag_id_is_url_encoded() -> None:
 def test_503_storm_then_recovery_is_retried_in_process() -> None:
     with FakeAirflow() as airflow:
         airflow.faults = [Answer(503, "<html>busy</html>")] * 3
-        reply = client(airflow.url).trigger(CALL)
+        clock = FakeClock()
+        reply = client(airflow.url, clock=clock).trigger(CALL)
         assert reply.status == 200
         assert len(airflow.server.requests_to("/dagRuns")) == 4
+        # urllib3's backoff: none before the 2nd attempt, then 0.25 · 2^n s plus up to 0.25 s of jitter.
+        assert len(clock.slept) == 2
+        assert all(0.5 * 2**n <= wait <= 0.5 * 2**n + 0.25 for n, wait in enumerate(clock.slept))
 
 
 def test_retry_after_is_honoured() -> None:
     with FakeAirflow() as airflow:
         airflow.faults = [Answer(429, {"detail": "slow down"}, {"Retry-After": "1"})]
-        started = time.monotonic()
-        assert client(airflow.url).trigger(CALL).status == 200
-        assert time.monotonic() - started >= 1.0
+        clock = FakeClock()
+        assert client(airflow.url, clock=clock).trigger(CALL).status == 200
+        assert clock.slept == [1.0]
 
 
 def test_retry_after_beyond_the_budget_gives_up_at_once() -> None:
     with FakeAirflow() as airflow:
         airflow.faults = [Answer(503, {"detail": "maintenance"}, {"Retry-After": "120"})] * 5
-        started = time.monotonic()
-        reply = client(airflow.url, budget_s=3).trigger(CALL)
+        clock = FakeClock()
+        reply = client(airflow.url, budget_s=3, clock=clock).trigger(CALL)
         assert reply.status == 503
-        assert time.monotonic() - started < 2.0
+        assert clock.slept == []
         assert len(airflow.server.requests_to("/dagRuns")) == 1
 
 
 def test_endless_5xx_stops_within_the_budget() -> None:
     with FakeAirflow() as airflow:
         airflow.faults = [Answer(500, "<html><body><h1>Oops</h1> Internal error</body></html>")] * 100
-        started = time.monotonic()
-        reply = client(airflow.url, budget_s=1.5).trigger(CALL)
-        elapsed = time.monotonic() - started
+        clock = FakeClock()
+        reply = client(airflow.url, budget_s=1.5, clock=clock).trigger(CALL)
         assert reply.status == 500
         assert "Oops Internal error" in reply.message  # HTML page reduced to its text
-        assert elapsed < 1.5 + 2.0
-        assert 2 <= len(airflow.server.requests_to("/dagRuns")) < 100
+        assert sum(clock.slept) == pytest.approx(1.5)  # the last wait is cut to what is left of the budget
+        assert 2 <= len(airflow.server.requests_to("/dagRuns")) < 8
+
+
+def test_a_generous_budget_leaves_the_attempt_count_to_end_the_retries() -> None:
+    with FakeAirflow() as airflow:
+        airflow.faults = [Answer(503, "busy")] * 100
+        clock = FakeClock()
+        reply = client(airflow.url, budget_s=100, clock=clock).trigger(CALL)
+        # A generous budget: the attempt count (8) ends it, after 6 backoffs of 0.25 · 2^n s capped at 8 s.
+        assert reply.status == 503
+        assert len(airflow.server.requests_to("/dagRuns")) == 8
+        assert len(clock.slept) == 6 and clock.slept[-2:] == [8.0, 8.0]
 
 
 def test_connection_refused_raises_unreachable_within_the_budget() -> None:
     port = free_port()
-    started = time.monotonic()
+    clock = FakeClock()
     with pytest.raises(AirflowUnreachable):
-        client(f"http://127.0.0.1:{port}", budget_s=1.0, version="v2").trigger(CALL)
-    assert time.monotonic() - started < 4.0
+        client(f"http://127.0.0.1:{port}", budget_s=1.0, version="v2", clock=clock).trigger(CALL)
+    assert sum(clock.slept) == pytest.approx(1.0)
 
 
 def test_dropped_connection_is_retried() -> None:

@@ -12,6 +12,7 @@ import pytest
 from dagtrigger import events, logs
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline
+from tests.support.clock import FakeClock
 from tests.support.fakes import Answer, FakeAirflow
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
@@ -34,7 +35,7 @@ def make(airflow: FakeAirflow, **env: str) -> tuple[Pipeline, io.StringIO]:
         "AIRFLOW_RETRY_BUDGET_SECONDS": "1",
         "AIRFLOW_TIMEOUT_SECONDS": "2",
     }
-    pipeline = Pipeline.from_env({**base, **env})
+    pipeline = Pipeline.from_env({**base, **env}, clock=FakeClock())  # retries wait on a fake clock
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonFormatter(pipeline.settings.secrets()))
