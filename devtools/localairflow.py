@@ -12,10 +12,14 @@ Public API::
     class AirflowServerError(RuntimeError)
 
     ensure_airflow_venv(major: int) -> Path     # build once (locked), then reuse
+    ensure_postgres_driver(major: int) -> Path  # the same venv plus apache-airflow[postgres]
 
-    class AirflowServer(major, workdir, *, port=None, auth="none", dags_folder=None):
+    class AirflowServer(major, workdir, *, port=None, auth="none", dags_folder=None,
+                        database="sqlite" | "postgres", scheduler=False, postgres=None, extra_env=None):
         start() -> None / stop() -> None / kill() -> None / with AirflowServer(...) as s: ...
-        major, version, port, auth, home, log_path: attributes; running -> bool
+        kill_api_server() -> None                # crash the API server only; start() brings it back
+        major, version, port, auth, home, log_path, database, scheduler: attributes; running -> bool
+        postgres -> PostgresCluster              # database="postgres": the cluster (default: shared_cluster())
         url -> str                               # "http://127.0.0.1:PORT"
         api_prefix -> str                        # "/api/v1" (Airflow 2) or "/api/v2" (Airflow 3)
         token_for(user, password) -> str         # Airflow 3 JWT from POST /auth/token
@@ -37,18 +41,17 @@ import argparse
 import atexit
 import base64
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -58,6 +61,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, Self
+
+from devtools.localpostgres import PostgresCluster, shared_cluster
+from devtools.ports import HOST, free_port, wait_port_free
 
 AIRFLOW_VERSIONS: dict[int, str] = {3: "3.3.2", 2: "2.11.2"}
 
@@ -71,7 +77,6 @@ PASSWORD_USERS: dict[str, tuple[str, str]] = {
     "viewer": ("viewer", "Viewer"),
 }
 
-HOST = "127.0.0.1"
 DEVTOOLS_DIR = Path(__file__).resolve().parent
 DEFAULT_DAGS_FOLDER = DEVTOOLS_DIR / "dags"
 CONSTRAINTS_DIR = DEVTOOLS_DIR / "constraints"
@@ -91,6 +96,7 @@ _READY_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 20.0
 _PORT_FREE_TIMEOUT_S = 15.0
 _HTTP_TIMEOUT_S = 15.0
+_PARALLELISM = 4  # task slots of the LocalExecutor; the machine has 2 CPUs
 _PAGE_LIMIT = 100  # the default [api] maximum_page_limit of both majors
 _MAX_PAGES = 10_000
 
@@ -272,39 +278,67 @@ def ensure_airflow_venv(major: int) -> Path:
     return venv
 
 
+def ensure_postgres_driver(major: int) -> Path:
+    """Return the Airflow venv with ``apache-airflow[postgres]`` added (psycopg2 and asyncpg).
+
+    Added on first use, in place, under the venv's lock and with its own marker: the SQLite-only
+    venv other callers may be using at that moment stays valid and is never rebuilt for it.
+    """
+    venv = ensure_airflow_venv(major)
+    version = _version(major)
+    extra = CONSTRAINTS_DIR / f"airflow-{version}-postgres.txt"
+    digest = hashlib.sha256(extra.read_bytes()).hexdigest()[:16]
+    marker = venv / f"{_MARKER}-postgres"
+    expected = f"apache-airflow[postgres]=={version} constraints={digest}\n"
+    if marker.is_file() and marker.read_text() == expected:
+        return venv
+    with _locked(venv.parent / f"{venv.name}.lock", timeout=_VENV_BUILD_TIMEOUT_S, what=f"the Airflow {version} venv"):
+        if marker.is_file() and marker.read_text() == expected:
+            return venv
+        log_path = venv.parent / f"{venv.name}.log"
+        _log(f"adding the PostgreSQL driver to the Airflow {version} venv, first time only (log {log_path})")
+        _run_logged(
+            [
+                venv / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                f"apache-airflow[postgres]=={version}",
+                "--constraint",
+                _constraints(version),
+                "--constraint",
+                extra,
+            ],
+            env=None,
+            log_path=log_path,
+            timeout=_VENV_BUILD_TIMEOUT_S,
+            what=f"pip install apache-airflow[postgres]=={version}",
+        )
+        marker.write_text(expected)
+    return venv
+
+
 # --------------------------------------------------------------------------- environment
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def _airflow_env(
+    major: int,
+    venv: Path,
+    home: Path,
+    *,
+    port: int,
+    auth: Auth,
+    dags_folder: Path,
+    sql_conn: str | None = None,
+    scheduler: bool = False,
+) -> dict[str, str]:
+    """The whole environment of every Airflow subprocess: no AIRFLOW* setting leaks in from ours.
 
-
-def _port_is_free(port: int) -> bool:
-    """True if a server could bind the port now (SO_REUSEADDR, as uvicorn and gunicorn use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-    return True
-
-
-def _wait_port_free(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not _port_is_free(port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def _airflow_env(major: int, venv: Path, home: Path, *, port: int, auth: Auth, dags_folder: Path) -> dict[str, str]:
-    """The whole environment of every Airflow subprocess: no AIRFLOW* setting leaks in from ours."""
+    ``sql_conn`` defaults to SQLite in ``home``. With ``scheduler`` tasks run under the
+    LocalExecutor with small parallelism (two CPUs are shared here) and no log server: the API
+    server reads task logs from ``home/logs`` itself, and nothing listens on 0.0.0.0.
+    """
     drop = ("AIRFLOW", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(
@@ -313,9 +347,18 @@ def _airflow_env(major: int, venv: Path, home: Path, *, port: int, auth: Auth, d
         AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sql_conn or f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS="False",
     )
+    if scheduler:
+        env.update(
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__PARALLELISM=str(_PARALLELISM),
+            AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=str(_PARALLELISM),
+            AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG="1000",
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="0",
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="0",
+        )
     base_url = f"http://{HOST}:{port}"
     if major >= 3:
         users = ",".join(f"{user}:{role.lower()}" for user, (_, role) in PASSWORD_USERS.items())
@@ -378,14 +421,48 @@ def _cheapen_password_hashes(db_path: Path) -> None:
     ~0.15-0.3 s a request here, which would make burst tests measure hashing, not dagtrigger.
     """
     with contextlib.closing(sqlite3.connect(db_path)) as db, db:
-        for user, (password, _) in PASSWORD_USERS.items():
-            salt = os.urandom(8).hex()
-            digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1).hex()
-            updated = db.execute(
-                "UPDATE ab_user SET password = ? WHERE username = ?", (f"pbkdf2:sha256:1${salt}${digest}", user)
-            ).rowcount
+        for user, hashed in _cheap_hashes().items():
+            updated = db.execute("UPDATE ab_user SET password = ? WHERE username = ?", (hashed, user)).rowcount
             if updated != 1:
                 raise AirflowServerError(f"template DB has no Airflow 2 user {user!r}")
+
+
+def _cheap_hashes() -> dict[str, str]:
+    """user -> its password as a 1-round PBKDF2 hash in werkzeug's format (see _cheapen_password_hashes)."""
+    hashes = {}
+    for user, (password, _) in PASSWORD_USERS.items():
+        salt = os.urandom(8).hex()
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1).hex()
+        hashes[user] = f"pbkdf2:sha256:1${salt}${digest}"
+    return hashes
+
+
+def _template_commands(major: int, airflow: str) -> list[list[str]]:
+    """The CLI calls that prepare an empty metadata DB: migrate; for Airflow 2 also roles and users."""
+    commands: list[list[str]] = [[airflow, "db", "migrate"]]
+    if major < 3:
+        commands.append([airflow, "sync-perm"])
+        for user, (password, role) in PASSWORD_USERS.items():
+            commands.append(
+                [
+                    airflow,
+                    "users",
+                    "create",
+                    "--username",
+                    user,
+                    "--password",
+                    password,
+                    "--role",
+                    role,
+                    "--firstname",
+                    user,
+                    "--lastname",
+                    "local",
+                    "--email",
+                    f"{user}@example.invalid",
+                ]
+            )
+    return commands
 
 
 def _template_db(major: int, venv: Path) -> Path:
@@ -408,33 +485,10 @@ def _template_db(major: int, venv: Path) -> Path:
         with tempfile.TemporaryDirectory(prefix="template-", dir=templates) as tmp:
             home = Path(tmp) / "home"
             _write_home_files(major, home, "password")
-            env = _airflow_env(major, venv, home, port=_free_port(), auth="password", dags_folder=Path(tmp) / "no-dags")
+            env = _airflow_env(major, venv, home, port=free_port(), auth="password", dags_folder=Path(tmp) / "no-dags")
             log_path = Path(tmp) / "template.log"
             airflow = str(venv / "bin" / "airflow")
-            commands: list[list[str]] = [[airflow, "db", "migrate"]]
-            if major < 3:
-                commands.append([airflow, "sync-perm"])
-                for user, (password, role) in PASSWORD_USERS.items():
-                    commands.append(
-                        [
-                            airflow,
-                            "users",
-                            "create",
-                            "--username",
-                            user,
-                            "--password",
-                            password,
-                            "--role",
-                            role,
-                            "--firstname",
-                            user,
-                            "--lastname",
-                            "local",
-                            "--email",
-                            f"{user}@example.invalid",
-                        ]
-                    )
-            for command in commands:
+            for command in _template_commands(major, airflow):
                 _run_logged(
                     command, env=env, log_path=log_path, timeout=_CLI_TIMEOUT_S, what=" ".join(command[1:3]), cwd=home
                 )
@@ -446,9 +500,70 @@ def _template_db(major: int, venv: Path) -> Path:
     return target
 
 
+_pg_templates_lock = threading.Lock()
+
+
+def _pg_template(major: int, venv: Path, cluster: PostgresCluster) -> str:
+    """A migrated template database for this version in ``cluster``, built once per cluster.
+
+    Each server's database is then a ``CREATE DATABASE … TEMPLATE`` copy (well under a second)
+    instead of its own ``db migrate`` (~10-30 s on PostgreSQL here).
+    """
+    version = _version(major)
+    name = f"tmpl_airflow_{version.replace('.', '_')}_r{_TEMPLATE_REVISION}"
+    with _pg_templates_lock:
+        if cluster.database_exists(name):
+            return name
+        _log(f"migrating a PostgreSQL template database for Airflow {version} (once per cluster, 10-30 s)")
+        staging = f"{name}_staging"
+        cluster.drop_database(staging)
+        cluster.create_database(staging)
+        with tempfile.TemporaryDirectory(prefix="pg-template-") as tmp:
+            home = Path(tmp) / "home"
+            _write_home_files(major, home, "password")
+            env = _airflow_env(
+                major,
+                venv,
+                home,
+                port=free_port(),
+                auth="password",
+                dags_folder=Path(tmp) / "no-dags",
+                sql_conn=cluster.url(staging),
+            )
+            log_path = cluster.root / f"{name}.log"
+            for command in _template_commands(major, str(venv / "bin" / "airflow")):
+                _run_logged(
+                    command, env=env, log_path=log_path, timeout=_CLI_TIMEOUT_S, what=" ".join(command[1:3]), cwd=home
+                )
+        if major < 3:
+            for user, hashed in _cheap_hashes().items():
+                # Both values are ours: a fixed user name and a hex hash.
+                sql = f"UPDATE ab_user SET password = '{hashed}' WHERE username = '{user}'"  # noqa: S608
+                cluster.psql(sql, staging)
+        cluster.psql(f"ALTER DATABASE {staging} RENAME TO {name}")
+        return name
+
+
 # --------------------------------------------------------------------------- server
 
 _live_servers: weakref.WeakSet[AirflowServer] = weakref.WeakSet()
+
+
+def _stop_group(proc: subprocess.Popen[bytes], *, graceful: bool) -> None:
+    """Signal the process group ``proc`` leads (start_new_session): SIGTERM first if graceful, then SIGKILL."""
+    pgid = proc.pid
+    if graceful:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_STOP_TIMEOUT_S)
+    # Always SIGKILL what is left of the group: workers can outlive their master.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise AirflowServerError(f"Airflow process pid {proc.pid} did not exit") from None
 
 
 @atexit.register
@@ -459,11 +574,20 @@ def _stop_live_servers() -> None:
             server.stop()
 
 
-class AirflowServer:
-    """One Airflow API server on 127.0.0.1 with its own AIRFLOW_HOME and SQLite DB in ``workdir``.
+Database = Literal["sqlite", "postgres"]
+DATABASES: tuple[Database, ...] = ("sqlite", "postgres")
 
-    The home is prepared on the first ``start()``; later starts (after ``stop()`` or ``kill()``)
-    reuse the same DB and port, so runs created before a crash are still there.
+
+class AirflowServer:
+    """One Airflow API server on 127.0.0.1 with its own AIRFLOW_HOME in ``workdir``.
+
+    ``database="sqlite"`` (the fast default) keeps the DB in the home; ``"postgres"`` gives the
+    server its own database in a PostgreSQL cluster (``postgres=``, default: the process's
+    shared one). ``scheduler=True`` also runs the scheduler (Airflow 2: with its DAG processor;
+    Airflow 3: plus ``dag-processor`` and ``triggerer``) under the LocalExecutor, so runs execute;
+    without it runs stay ``queued``. ``extra_env`` adds ``AIRFLOW__…`` settings (e.g. scheduler
+    tuning). The home and DB are prepared on the first ``start()``; later starts (after
+    ``stop()``, ``kill()`` or ``kill_api_server()``) reuse them and the port, so runs survive.
     """
 
     def __init__(
@@ -474,18 +598,33 @@ class AirflowServer:
         port: int | None = None,
         auth: Auth = "none",
         dags_folder: str | os.PathLike[str] | None = None,
+        database: Database = "sqlite",
+        scheduler: bool = False,
+        postgres: PostgresCluster | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         if auth not in AUTH_MODES:
             raise AirflowServerError(f"auth must be one of {AUTH_MODES}, got {auth!r}")
+        if database not in DATABASES:
+            raise AirflowServerError(f"database must be one of {DATABASES}, got {database!r}")
+        if scheduler and database == "sqlite" and major < 3:
+            raise AirflowServerError("Airflow 2 runs the LocalExecutor only on PostgreSQL: use database='postgres'")
         self.major = major
         self.version = _version(major)
         self.auth: Auth = auth
-        self.port = port if port is not None else _free_port()
+        self.database: Database = database
+        self.scheduler = scheduler
+        self.port = port if port is not None else free_port()
         self.workdir = Path(workdir).resolve()
         self.home = self.workdir / "airflow-home"
         self.log_path = self.workdir / "api-server.log"
         self.dags_folder = Path(dags_folder).resolve() if dags_folder else DEFAULT_DAGS_FOLDER
+        self.extra_env = dict(extra_env or {})
+        self._postgres = postgres
+        self.db_name = f"airflow{major}_{self.port}_{os.getpid()}"
+        self._db_ready = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._helpers: dict[str, subprocess.Popen[bytes]] = {}
         self._tokens: dict[str, str] = {}
 
     # ---- addresses
@@ -500,10 +639,20 @@ class AirflowServer:
 
     @property
     def running(self) -> bool:
+        """The API server is up (the scheduler's processes are not part of this)."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def postgres(self) -> PostgresCluster:
+        """The cluster holding this server's database (``database="postgres"`` only)."""
+        if self.database != "postgres":
+            raise AirflowServerError("this Airflow runs on SQLite")
+        if self._postgres is None:
+            self._postgres = shared_cluster()
+        return self._postgres
+
     def __repr__(self) -> str:
-        return f"AirflowServer(airflow {self.version}, {self.url}, auth={self.auth})"
+        return f"AirflowServer(airflow {self.version}, {self.url}, auth={self.auth}, {self.database})"
 
     # ---- lifecycle
 
@@ -516,22 +665,62 @@ class AirflowServer:
     ) -> None:
         self.stop()
 
+    def _env(self, venv: Path) -> dict[str, str]:
+        sql_conn = self.postgres.url(self.db_name) if self.database == "postgres" else None
+        env = _airflow_env(
+            self.major,
+            venv,
+            self.home,
+            port=self.port,
+            auth=self.auth,
+            dags_folder=self.dags_folder,
+            sql_conn=sql_conn,
+            scheduler=self.scheduler,
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _prepare_db(self, venv: Path) -> bool:
+        """Create this server's DB from the template on first use; True if it is new (needs DAGs)."""
+        if self.database == "postgres":
+            if self._db_ready:
+                return False
+            cluster = self.postgres
+            cluster.drop_database(self.db_name)
+            cluster.create_database(self.db_name, template=_pg_template(self.major, venv, cluster))
+            self._db_ready = True
+            return True
+        if (self.home / "airflow.db").is_file():
+            return False
+        shutil.copyfile(_template_db(self.major, venv), self.home / "airflow.db")
+        return True
+
+    def _forget_db(self) -> None:
+        if self.database == "postgres":
+            self._db_ready = False
+        else:
+            (self.home / "airflow.db").unlink(missing_ok=True)
+
     def start(self) -> None:
-        """Start the server and return once it answers; raises with the log tail otherwise."""
+        """Start what is not running (API server; scheduler processes if asked) and wait until it answers.
+
+        Raises with the log tail otherwise.
+        """
         if self.running:
+            self._start_helpers()
             return
         if self._proc is not None:  # it died on its own: clear what is left of its group
-            self.kill()
-        venv = ensure_airflow_venv(self.major)
-        env = _airflow_env(self.major, venv, self.home, port=self.port, auth=self.auth, dags_folder=self.dags_folder)
+            self.kill_api_server()
+        venv = ensure_postgres_driver(self.major) if self.database == "postgres" else ensure_airflow_venv(self.major)
         _write_home_files(self.major, self.home, self.auth)
+        new_db = self._prepare_db(venv)
+        env = self._env(venv)
         reserialize: subprocess.Popen[bytes] | None = None
-        if not (self.home / "airflow.db").is_file():
-            shutil.copyfile(_template_db(self.major, venv), self.home / "airflow.db")
+        if new_db:
             # Put the DAGs into the DB while the server boots: ~5 s saved per first start.
             airflow = str(venv / "bin" / "airflow")
             reserialize = self._spawn([airflow, "dags", "reserialize"], env, self.workdir / "reserialize.log")
-        if not _wait_port_free(self.port, _PORT_FREE_TIMEOUT_S):
+        if not wait_port_free(self.port, _PORT_FREE_TIMEOUT_S):
             self._abort(reserialize)
             raise AirflowServerError(f"port {self.port} on {HOST} is in use by another process")
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -542,13 +731,51 @@ class AirflowServer:
             self._wait_ready(log_start)
             if reserialize is not None:
                 self._finish_reserialize(reserialize, began + _READY_TIMEOUT_S)
+            self._start_helpers(venv, env)
         except BaseException:
             self._abort(reserialize)
             self.kill()
             if reserialize is not None:  # prepare again next time rather than serve no DAGs
-                (self.home / "airflow.db").unlink(missing_ok=True)
+                self._forget_db()
             raise
-        _log(f"Airflow {self.version} ready at {self.url} (auth={self.auth}) in {time.monotonic() - began:.1f} s")
+        what = f"auth={self.auth}, {self.database}{', scheduler' if self.scheduler else ''}"
+        _log(f"Airflow {self.version} ready at {self.url} ({what}) in {time.monotonic() - began:.1f} s")
+
+    def _helper_commands(self, venv: Path) -> dict[str, list[str]]:
+        """The processes that make runs execute; each without a log server (they bind 0.0.0.0)."""
+        if not self.scheduler:
+            return {}
+        airflow = str(venv / "bin" / "airflow")
+
+        def command(name: str, *args: str) -> list[str]:
+            pid_file = self.workdir / f"{name}.pid"
+            pid_file.unlink(missing_ok=True)  # a stale pid file stops the next start if its pid was reused
+            return [airflow, name, *args, "--pid", str(pid_file)]
+
+        commands = {"scheduler": command("scheduler", "--skip-serve-logs")}
+        if self.major >= 3:
+            commands["dag-processor"] = command("dag-processor")
+            commands["triggerer"] = command("triggerer", "--skip-serve-logs")
+        return commands
+
+    def _start_helpers(self, venv: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+        if not self.scheduler:
+            return
+        if venv is None or env is None:
+            venv = ensure_airflow_venv(self.major)
+            env = self._env(venv)
+        for name, cmd in self._helper_commands(venv).items():
+            proc = self._helpers.get(name)
+            if proc is not None and proc.poll() is None:
+                continue
+            if proc is not None:
+                _stop_group(proc, graceful=False)
+            self._helpers[name] = self._spawn(cmd, env, self.workdir / f"{name}.log")
+
+    @property
+    def helpers_running(self) -> dict[str, bool]:
+        """name -> alive, for the scheduler's processes."""
+        return {name: proc.poll() is None for name, proc in self._helpers.items()}
 
     def _server_command(self, venv: Path) -> list[str]:
         airflow = str(venv / "bin" / "airflow")
@@ -571,12 +798,23 @@ class AirflowServer:
         ]
 
     def stop(self) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL after a bounded wait."""
+        """Stop every process group (scheduler's first): SIGTERM, then SIGKILL after a bounded wait."""
+        self._stop_helpers(graceful=True)
         self._terminate(graceful=True)
 
     def kill(self) -> None:
-        """SIGKILL the whole process group at once, as a crash would."""
+        """SIGKILL every process group at once, as a crash of the whole Airflow would."""
+        self._stop_helpers(graceful=False)
         self._terminate(graceful=False)
+
+    def kill_api_server(self) -> None:
+        """SIGKILL only the API server (the scheduler keeps running); ``start()`` brings it back."""
+        self._terminate(graceful=False)
+
+    def _stop_helpers(self, *, graceful: bool) -> None:
+        helpers, self._helpers = self._helpers, {}
+        for proc in helpers.values():
+            _stop_group(proc, graceful=graceful)
 
     def _spawn(self, cmd: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -637,23 +875,12 @@ class AirflowServer:
 
     def _terminate(self, *, graceful: bool) -> None:
         proc, self._proc = self._proc, None
-        _live_servers.discard(self)
+        if not self._helpers:
+            _live_servers.discard(self)
         if proc is None:
             return
-        pgid = proc.pid  # start_new_session: the leader's pid is the group id
-        if graceful:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=_STOP_TIMEOUT_S)
-        # Always SIGKILL what is left of the group: workers can outlive their master.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise AirflowServerError(f"Airflow server pid {proc.pid} did not exit") from None
-        if not _wait_port_free(self.port, _PORT_FREE_TIMEOUT_S):
+        _stop_group(proc, graceful=graceful)
+        if not wait_port_free(self.port, _PORT_FREE_TIMEOUT_S):
             raise AirflowServerError(f"port {self.port} still in use after stopping Airflow")
 
     # ---- HTTP helpers

@@ -10,6 +10,7 @@ ruff check .
 ruff format --check .
 echo "==> mypy" >&2
 mypy
+bash devtools/ensure-postgres.sh   # PostgreSQL-backed Airflow with a scheduler (integration and load tiers)
 echo "==> building the Airflow venvs if missing (first time about a minute each)" >&2
 python -m devtools.localairflow ensure --major 2
 python -m devtools.localairflow ensure --major 3
