@@ -23,8 +23,10 @@ Usage: deploy/iam.sh --project ID --trigger storage|pubsub|http [--phase pre|pos
 
 Grants (and why):
   service account SA (default dagtrigger@PROJECT.iam.gserviceaccount.com) is created
-  roles/composer.user            SA, on the project: Composer's Airflow API front end
-                                 lets through Google identities with Composer access
+  roles/composer.user            SA, on the Composer environment's project (--composer-project,
+                                 default --project; Google lets this role be granted on a
+                                 project at the lowest): Composer's Airflow API front end lets
+                                 through Google identities with Composer access
   roles/eventarc.eventReceiver   trigger SA, on the project (storage, pubsub): receive
                                  events from Eventarc
   roles/pubsub.publisher         Cloud Storage service agent (gcloud storage
@@ -41,6 +43,8 @@ Grants (and why):
 
 Options:
   --trigger KIND           storage | pubsub | http (required)
+  --composer-project ID    the Composer environment's project, where roles/composer.user
+                           is granted (default: --project)
   --phase PHASE            pre (default) | post | all
   --trigger-service-account SA
                            Eventarc's identity (default: the --service-account)
@@ -71,6 +75,7 @@ ENABLE_APIS=0
 dt_script_option() {
   case $1 in
     --trigger) TRIGGER=$2 ;;
+    --composer-project) DT_COMPOSER_PROJECT=$2 ;;
     --phase) PHASE=$2 ;;
     --invoker) INVOKERS+=("$2") ;;
     --secret) SECRETS+=("$2") ;;
@@ -80,13 +85,14 @@ dt_script_option() {
 }
 
 dt_use_options common event
-dt_add_options "--trigger --phase --invoker --secret" "--legacy-pubsub-agent --enable-apis"
+dt_add_options "--trigger --phase --invoker --secret --composer-project" "--legacy-pubsub-agent --enable-apis"
 dt_parse_args "$@"
 
 dt_check_project
 dt_require "$TRIGGER" --trigger "storage, pubsub or http"
 dt_check_choice "$TRIGGER" --trigger "storage pubsub http"
 dt_check_choice "$PHASE" --phase "pre post all"
+dt_check_composer_project
 dt_sa_email SA_EMAIL "$DT_SERVICE_ACCOUNT" --service-account
 if [[ $TRIGGER == http ]]; then
   [[ -z $DT_TRIGGER_SA ]] || dt_usage_error "--trigger-service-account applies to storage and pubsub triggers only"
@@ -125,10 +131,11 @@ if [[ $PHASE != pre ]]; then
 fi
 dt_require_gcloud
 
-# project_role MEMBER ROLE — a project-level binding. --condition=None: add an unconditional
-# binding even when the project policy already has conditional ones (gcloud would prompt).
+# project_role MEMBER ROLE [PROJECT] — a project-level binding (default project: --project).
+# --condition=None: add an unconditional binding even when the project policy already has
+# conditional ones (gcloud would prompt).
 project_role() {
-  dt_run gcloud projects add-iam-policy-binding "$DT_PROJECT" --member="$1" --role="$2" --condition=None --format=none
+  dt_run gcloud projects add-iam-policy-binding "${3:-$DT_PROJECT}" --member="$1" --role="$2" --condition=None --format=none
 }
 
 # ensure_service_account EMAIL DISPLAY_NAME — create a user-managed service account unless
@@ -170,8 +177,9 @@ pre_phase() {
     ensure_service_account "$TRIGGER_SA_EMAIL" "dagtrigger Eventarc trigger"
   fi
 
-  # The function calls the Airflow REST API as SA; Composer checks the caller's IAM access.
-  project_role "serviceAccount:$SA_EMAIL" roles/composer.user
+  # The function calls the Airflow REST API as SA; Composer checks the caller's IAM access
+  # on the environment's project (the narrowest scope Google allows for this role).
+  project_role "serviceAccount:$SA_EMAIL" roles/composer.user "$DT_COMPOSER_PROJECT"
 
   if [[ $TRIGGER != http ]]; then
     # Eventarc delivers events with the trigger's service account.

@@ -28,6 +28,7 @@ DT_SERVICE_ACCOUNT=""          # as given: short id or email; see dt_sa_email
 # airflow group
 DT_COMPOSER_ENV=""
 DT_COMPOSER_LOCATION=""
+DT_COMPOSER_PROJECT=""          # the environment's project; default: --project
 DT_AIRFLOW_URI=""
 DT_DAG_ID=""
 # function group
@@ -51,6 +52,7 @@ DT_DEAD_LETTER_URI=""
 DT_VPC_CONNECTOR=""
 DT_EGRESS_SETTINGS=""
 DT_INGRESS_SETTINGS=""
+DT_INGRESS_DEFAULTED=0        # 1: internal-only chosen for an event-triggered function
 DT_SOURCE=""
 DT_TRIGGER_SA=""              # event group: --trigger-service-account
 DT_EXTRA_ENV=()               # KEY=VALUE from --env
@@ -71,7 +73,7 @@ DT_FAIL_HINT=""     # appended to dt_run's error message when a command fails
 DT_SCRIPT_OPTS=""   # the script's own options: they take precedence over the groups' ones
 readonly DT_GROUP_COMMON_VALUES="--project --region --name --service-account"
 readonly DT_GROUP_COMMON_FLAGS="--dry-run"
-readonly DT_GROUP_AIRFLOW_VALUES="--composer-env --composer-location --airflow-uri --dag-id"
+readonly DT_GROUP_AIRFLOW_VALUES="--composer-env --composer-location --composer-project --airflow-uri --dag-id"
 readonly DT_GROUP_EVENT_VALUES="--trigger-service-account"
 readonly DT_GROUP_FUNCTION_VALUES="--runtime --timeout --memory --cpu --max-instances --min-instances
   --concurrency --airflow-api-version --airflow-auth --airflow-username --airflow-audience
@@ -241,6 +243,7 @@ dt__set_option() {
     --service-account) DT_SERVICE_ACCOUNT=$val ;;
     --composer-env) DT_COMPOSER_ENV=$val ;;
     --composer-location) DT_COMPOSER_LOCATION=$val ;;
+    --composer-project) DT_COMPOSER_PROJECT=$val ;;
     --airflow-uri) DT_AIRFLOW_URI=$val ;;
     --dag-id) DT_DAG_ID=$val ;;
     --runtime) DT_RUNTIME=$val ;;
@@ -347,13 +350,22 @@ dt_check_airflow_target() {
     dt_require "$DT_COMPOSER_LOCATION" --composer-location "the Composer environment's region (defaults to --region)"
     dt_check_region "$DT_COMPOSER_LOCATION" --composer-location
   fi
+  dt_check_composer_project
+}
+
+# The Composer environment's project (--composer-project, default --project): where
+# roles/composer.user is granted and where the environment is looked up.
+dt_check_composer_project() {
+  DT_COMPOSER_PROJECT=${DT_COMPOSER_PROJECT:-$DT_PROJECT}
+  dt_check_regex "$DT_COMPOSER_PROJECT" '^([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$' --composer-project \
+    "a project id such as my-composer-project"
 }
 
 # Look the Airflow web server URL up from Composer unless --airflow-uri was given.
 dt_resolve_airflow_uri() {
   [[ -n $DT_AIRFLOW_URI ]] && return 0
   dt_capture DT_AIRFLOW_URI '<AIRFLOW_URI>' \
-    gcloud composer environments describe "$DT_COMPOSER_ENV" --project="$DT_PROJECT" \
+    gcloud composer environments describe "$DT_COMPOSER_ENV" --project="$DT_COMPOSER_PROJECT" \
     --location="$DT_COMPOSER_LOCATION" --format='value(config.airflowUri)'
 }
 
@@ -395,7 +407,10 @@ dt_join_kv() {
 }
 
 # ---------------------------------------------------------------- function deployment
-readonly DT_SECRET_ENV_NAMES="AIRFLOW_PASSWORD AIRFLOW_TOKEN"
+# A plain environment variable whose NAME matches this (any case) is refused: secrets come
+# only from Secret Manager. It covers AIRFLOW_PASSWORD, AIRFLOW_TOKEN, WEBHOOK_HMAC_SECRET and
+# the per-route webhook secrets (names ending in SECRET).
+readonly DT_SECRET_NAME_PATTERN='(SECRET|PASSWORD|TOKEN)'
 
 # Validate the function-group options and build DT_ENV_PAIRS / DT_SECRET_PAIRS.
 dt_check_function_options() {
@@ -439,6 +454,12 @@ dt_check_function_options() {
   [[ -z $DT_DAG_ID ]] || dt_check_regex "$DT_DAG_ID" '^[A-Za-z0-9_.-]{1,250}$' --dag-id "letters, digits, '_', '.' and '-'"
   [[ -z $DT_EGRESS_SETTINGS ]] || dt_check_choice "$DT_EGRESS_SETTINGS" --egress-settings "private-ranges-only all"
   [[ -z $DT_INGRESS_SETTINGS ]] || dt_check_choice "$DT_INGRESS_SETTINGS" --ingress-settings "all internal-only internal-and-gclb"
+  # Eventarc (and the Pub/Sub subscription it creates) in the function's project counts as
+  # internal traffic, so event-triggered functions need no public ingress (docs/deploy.md#ingress).
+  if [[ $kind == event && -z $DT_INGRESS_SETTINGS ]]; then
+    DT_INGRESS_SETTINGS=internal-only
+    DT_INGRESS_DEFAULTED=1
+  fi
   if [[ -n $DT_EGRESS_SETTINGS && -z $DT_VPC_CONNECTOR ]]; then
     dt_usage_error "--egress-settings needs --vpc-connector"
   fi
@@ -464,9 +485,12 @@ dt_check_function_options() {
     [[ $item == *=* ]] || dt_usage_error "invalid --env '$item': expected KEY=VALUE"
     key=${item%%=*}
     dt_check_regex "$key" '^[A-Za-z_][A-Za-z0-9_]*$' --env "KEY=VALUE with KEY a valid variable name"
-    if dt__in_list "$key" "$DT_SECRET_ENV_NAMES"; then
-      dt_usage_error "$key must not be set with --env: secrets come from Secret Manager" \
-        "(use --password-secret / --token-secret, or --secret $key=SECRET[:VERSION])"
+    if [[ ${key^^} =~ $DT_SECRET_NAME_PATTERN ]]; then
+      # The value is never echoed: it may be the secret itself.
+      dt_usage_error "$key looks like a secret (its name contains ${BASH_REMATCH[1]}) and must not be a plain" \
+        "environment variable: secrets come only from Secret Manager. Store it there, then map it with" \
+        "--secret $key=SECRET_ID:VERSION (gcloud's --set-secrets; --password-secret / --token-secret for" \
+        "the Airflow password / token) and grant access with deploy/iam.sh --secret SECRET_ID."
     fi
     [[ $key == AIRFLOW_URI ]] && dt_usage_error "set AIRFLOW_URI with --airflow-uri or --composer-env, not --env"
     [[ $key == THREADS ]] && threads_given=1
@@ -539,6 +563,8 @@ dt_deploy_function() {
     --max-instances="$DT_MAX_INSTANCES" --concurrency="$DT_CONCURRENCY")
   [[ -n $DT_MIN_INSTANCES ]] && cmd+=(--min-instances="$DT_MIN_INSTANCES")
   [[ -n $DT_INGRESS_SETTINGS ]] && cmd+=(--ingress-settings="$DT_INGRESS_SETTINGS")
+  ((DT_INGRESS_DEFAULTED)) && dt_note "Ingress internal-only: Eventarc delivers from inside Google Cloud;" \
+    "--ingress-settings all opens the URL to the internet (IAM still applies)."
   if [[ -n $DT_VPC_CONNECTOR ]]; then
     cmd+=(--vpc-connector="$DT_VPC_CONNECTOR" --egress-settings="${DT_EGRESS_SETTINGS:-all}")
   fi
@@ -593,6 +619,7 @@ Airflow (one of):
   --composer-env ENV       Cloud Composer environment; AIRFLOW_URI is looked up with
                            gcloud composer environments describe (config.airflowUri)
   --composer-location LOC  the environment's region (default: --region)
+  --composer-project ID    the environment's project (default: --project)
   --airflow-uri URL        the Airflow web server URL, when not looked up
   --dag-id DAG             DAG to trigger (DAG_ID); required unless --routes-file
 EOF
@@ -628,11 +655,12 @@ Function settings:
   --retry-budget S         AIRFLOW_RETRY_BUDGET_SECONDS (default 30)
   --routes-file PATH       ROUTES_FILE (routing config shipped with the source)
   --dead-letter-uri URI    DEAD_LETTER_URI (gs://bucket/prefix)
-  --env KEY=VALUE          any other plain environment variable (repeatable);
-                           AIRFLOW_PASSWORD / AIRFLOW_TOKEN are refused here
+  --env KEY=VALUE          any other plain environment variable (repeatable); a KEY
+                           containing SECRET, PASSWORD or TOKEN is refused: use --secret
   --vpc-connector NAME     send egress through this Serverless VPC Access connector
   --egress-settings E      all (default with --vpc-connector) | private-ranges-only
-  --ingress-settings I     all | internal-only | internal-and-gclb
+  --ingress-settings I     all | internal-only | internal-and-gclb (default: internal-only
+                           for storage and pubsub triggers, gcloud's default all for http)
   --source DIR             source directory (default: the repository root)
 EOF
 }

@@ -90,6 +90,7 @@ dt_require "$DT_REGION" --region "the function's region, e.g. us-central1"
 dt_check_region "$DT_REGION" --region
 [[ -z $DT_SERVICE_ACCOUNT ]] || dt_usage_error "--service-account is not used here"
 [[ -z $DT_AIRFLOW_URI && -z $DT_DAG_ID ]] || dt_usage_error "--airflow-uri and --dag-id are not used here"
+dt_check_composer_project
 dt_check_choice "$MODE" --mode "connector direct"
 dt_check_regex "$NETWORK" '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$' --network "a VPC network name"
 dt_check_regex "$PREFIX" '^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$' --prefix "1-20 lower-case letters, digits and hyphens (the connector name PREFIX-conn is limited to 25)"
@@ -167,7 +168,7 @@ else
 fi
 
 allowlist=("ip_range=$STATIC_IP/32,description=dagtrigger" "${allow_items[@]}")
-update=(gcloud composer environments update "${DT_COMPOSER_ENV:-<COMPOSER_ENV>}" --project="$DT_PROJECT"
+update=(gcloud composer environments update "${DT_COMPOSER_ENV:-<COMPOSER_ENV>}" --project="$DT_COMPOSER_PROJECT"
   --location="${DT_COMPOSER_LOCATION:-$DT_REGION}")
 for item in "${allowlist[@]}"; do
   update+=(--update-web-server-allow-ip="$item")

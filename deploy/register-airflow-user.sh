@@ -74,6 +74,7 @@ dt_require "$DT_COMPOSER_ENV" --composer-env "the Cloud Composer environment"
 DT_COMPOSER_LOCATION=${DT_COMPOSER_LOCATION:-$DT_REGION}
 dt_require "$DT_COMPOSER_LOCATION" --composer-location "the environment's region (or give --region)"
 dt_check_region "$DT_COMPOSER_LOCATION" --composer-location
+dt_check_composer_project
 dt_check_regex "$ROLE" '^[A-Za-z][A-Za-z0-9_ -]{0,63}$' --role "an Airflow role name such as Op"
 dt_check_choice "$METHOD" --method "cli api"
 dt_check_choice "$API_VERSION" --airflow-api-version "v1 v2"
@@ -98,7 +99,7 @@ dt_capture NUMERIC_ID '<NUMERIC_ID>' \
 USERNAME=accounts.google.com:$NUMERIC_ID
 
 composer_run() {
-  dt_run gcloud composer environments run "$DT_COMPOSER_ENV" --project="$DT_PROJECT" \
+  dt_run gcloud composer environments run "$DT_COMPOSER_ENV" --project="$DT_COMPOSER_PROJECT" \
     --location="$DT_COMPOSER_LOCATION" "$@"
 }
 

@@ -16,9 +16,10 @@ locals {
   ) : null
 }
 
-# Calls to the Airflow REST API go through Composer, which checks the caller's IAM access.
+# Calls to the Airflow REST API go through Composer, which checks the caller's IAM access on
+# the environment's project (roles/composer.user cannot be granted below a project).
 resource "google_project_iam_member" "composer_user" {
-  project = var.project_id
+  project = local.composer_project
   role    = "roles/composer.user"
   member  = "serviceAccount:${local.service_account_email}"
 }

@@ -23,6 +23,7 @@ locals {
 
   # ---------------------------------------------------------------- Airflow
   composer_location = var.composer_location != "" ? var.composer_location : var.region
+  composer_project  = var.composer_project != "" ? var.composer_project : var.project_id
   airflow_uri       = var.airflow_uri != "" ? var.airflow_uri : try(data.google_composer_environment.airflow[0].config[0].airflow_uri, "")
 
   # Plain settings only; secrets go through secret_environment_variables.
@@ -56,13 +57,15 @@ locals {
   storage_trigger_location = var.trigger_location != "" ? var.trigger_location : lower(try(data.google_storage_bucket.trigger[0].location, ""))
   trigger_region           = var.trigger_kind == "storage" ? local.storage_trigger_location : (var.trigger_location != "" ? var.trigger_location : var.region)
   event_type               = var.trigger_kind == "storage" ? "google.cloud.storage.object.v1.finalized" : "google.cloud.pubsub.topic.v1.messagePublished"
+  # Eventarc in the function's project is internal traffic: event functions need no public URL.
+  ingress_settings = var.ingress_settings != "" ? var.ingress_settings : (local.is_event ? "ALLOW_INTERNAL_ONLY" : "ALLOW_ALL")
 }
 
 data "google_composer_environment" "airflow" {
   count   = var.airflow_uri == "" && var.composer_environment != "" ? 1 : 0
   name    = var.composer_environment
   region  = local.composer_location
-  project = var.project_id
+  project = local.composer_project
 }
 
 data "google_storage_bucket" "trigger" {
@@ -129,7 +132,7 @@ resource "google_cloudfunctions2_function" "function" {
     available_memory                 = var.memory
     available_cpu                    = var.cpu
     timeout_seconds                  = var.timeout_seconds
-    ingress_settings                 = var.ingress_settings
+    ingress_settings                 = local.ingress_settings
     all_traffic_on_latest_revision   = true
     service_account_email            = local.service_account_email
     environment_variables            = local.environment

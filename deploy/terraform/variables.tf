@@ -50,6 +50,12 @@ variable "composer_environment" {
   default     = ""
 }
 
+variable "composer_project" {
+  description = "Project of composer_environment, where roles/composer.user is granted. Default: project_id."
+  type        = string
+  default     = ""
+}
+
 variable "composer_location" {
   description = "Region of composer_environment. Default: region."
   type        = string
@@ -157,9 +163,16 @@ variable "extra_env" {
   type        = map(string)
   default     = {}
 
+  # As deploy/lib.sh: a name containing SECRET, PASSWORD or TOKEN (any case) is a secret, e.g.
+  # AIRFLOW_PASSWORD, AIRFLOW_TOKEN, WEBHOOK_HMAC_SECRET or a per-route webhook secret.
   validation {
-    condition     = length(setintersection(keys(var.extra_env), ["AIRFLOW_PASSWORD", "AIRFLOW_TOKEN", "AIRFLOW_URI"])) == 0
-    error_message = "extra_env must not set AIRFLOW_PASSWORD or AIRFLOW_TOKEN (use password_secret / token_secret / secrets) nor AIRFLOW_URI (use airflow_uri)."
+    condition     = alltrue([for name in keys(var.extra_env) : !can(regex("(?i)(SECRET|PASSWORD|TOKEN)", name))])
+    error_message = "extra_env must not hold secrets (a name containing SECRET, PASSWORD or TOKEN): store them in Secret Manager and map them with secrets = { NAME = { secret = \"SECRET_ID\", version = \"VERSION\" } } (or password_secret / token_secret), which the function reads as secret_environment_variables."
+  }
+
+  validation {
+    condition     = !contains(keys(var.extra_env), "AIRFLOW_URI")
+    error_message = "extra_env must not set AIRFLOW_URI (use airflow_uri or composer_environment)."
   }
 }
 
@@ -275,13 +288,13 @@ variable "concurrency" {
 }
 
 variable "ingress_settings" {
-  description = "ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  description = "ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB. Empty: ALLOW_INTERNAL_ONLY for storage and pubsub (Eventarc in the same project is internal traffic), ALLOW_ALL for http."
   type        = string
-  default     = "ALLOW_ALL"
+  default     = ""
 
   validation {
-    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
-    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+    condition     = contains(["", "ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
+    error_message = "ingress_settings must be empty, ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
   }
 }
 

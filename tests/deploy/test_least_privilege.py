@@ -1,0 +1,175 @@
+"""Issue 9, item 9: the deployment grants no more than triggering needs.
+
+Secrets only from Secret Manager (a secret-looking name in ``--env`` / ``extra_env`` is refused, with the way to do it
+instead), event-triggered functions internal-only by default, ``roles/composer.user`` on the Composer environment's
+project, and a narrow Airflow role next to ``Op``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .script_runner import DEPLOY_DIR, Result, ScriptRunner
+from .test_scripts import HTTP, PROJECT, PUBSUB, SA, STORAGE, deploy_command, env_vars, flags
+
+DEPLOYS = {"deploy-storage.sh": STORAGE, "deploy-pubsub.sh": PUBSUB, "deploy-http.sh": HTTP}
+SECRET_VALUE = "hunter2-do-not-print-me"
+
+# ----------------------------------------------------------------------------- secrets only from Secret Manager
+
+
+@pytest.mark.parametrize("script", sorted(DEPLOYS))
+@pytest.mark.parametrize(
+    "name",
+    ["WEBHOOK_HMAC_SECRET", "SHOP_WEBHOOK_SECRET", "ordersSecret", "DB_PASSWORD", "GITHUB_TOKEN", "AIRFLOW_PASSWORD"],
+)
+def test_a_secret_looking_env_is_refused_with_the_secret_manager_way(
+    run_script: ScriptRunner, script: str, name: str
+) -> None:
+    result = run_script(script, *DEPLOYS[script], "--env", f"{name}={SECRET_VALUE}")
+    assert result.returncode == 2, result.stdout
+    assert f"{name} looks like a secret" in result.stderr
+    assert f"--secret {name}=SECRET_ID:VERSION" in result.stderr
+    assert "Secret Manager" in result.stderr and "--set-secrets" in result.stderr
+    assert SECRET_VALUE not in result.stdout + result.stderr, "the refusal must not echo the secret"
+    assert not result.commands, "nothing may be listed, let alone deployed"
+
+
+@pytest.mark.parametrize("pair", ["LOG_LEVEL=DEBUG", "WEBHOOK_TOLERANCE_SECONDS=60", "STORAGE_EVENT_TYPES=finalized"])
+def test_plain_settings_still_pass_through_env(run_script: ScriptRunner, pair: str) -> None:
+    name, value = pair.split("=")
+    assert env_vars(deploy_command(run_script("deploy-http.sh", *HTTP, "--env", pair)))[name] == value
+
+
+def test_webhook_secrets_come_from_secret_manager(run_script: ScriptRunner) -> None:
+    result = run_script(
+        "deploy-http.sh",
+        *HTTP,
+        "--secret",
+        "WEBHOOK_HMAC_SECRET=webhook-hmac:3",
+        "--secret",
+        "SHOP_WEBHOOK_SECRET=projects/vault/secrets/shop-hmac:latest",
+    )
+    deploy = deploy_command(result)
+    assert flags(deploy)["--set-secrets"] == [
+        "WEBHOOK_HMAC_SECRET=webhook-hmac:3,SHOP_WEBHOOK_SECRET=projects/vault/secrets/shop-hmac:latest"
+    ]
+    assert not {"WEBHOOK_HMAC_SECRET", "SHOP_WEBHOOK_SECRET"} & set(env_vars(deploy))
+
+
+# ----------------------------------------------------------------------------- ingress
+
+
+@pytest.mark.parametrize("script", ["deploy-storage.sh", "deploy-pubsub.sh"])
+def test_event_triggered_functions_are_internal_only_by_default(run_script: ScriptRunner, script: str) -> None:
+    result = run_script(script, *DEPLOYS[script])
+    assert flags(deploy_command(result))["--ingress-settings"] == ["internal-only"]
+    assert "Eventarc" in result.stdout  # the note says why, and how to override
+
+
+@pytest.mark.parametrize("script", ["deploy-storage.sh", "deploy-pubsub.sh"])
+def test_ingress_can_be_opened_explicitly(run_script: ScriptRunner, script: str) -> None:
+    result = run_script(script, *DEPLOYS[script], "--ingress-settings", "all")
+    assert flags(deploy_command(result))["--ingress-settings"] == ["all"]
+
+
+def test_webhooks_keep_all_ingress_and_rely_on_iam(run_script: ScriptRunner) -> None:
+    """Webhook senders are outside Google Cloud: internal-only would lock them out; IAM still applies."""
+    deploy = deploy_command(run_script("deploy-http.sh", *HTTP))
+    assert "--ingress-settings" not in flags(deploy)
+    assert "--no-allow-unauthenticated" in deploy
+
+
+# ----------------------------------------------------------------------------- roles/composer.user scope
+
+
+def _bindings(result: Result) -> list[tuple[str, str, str]]:
+    """(project, member, role) of every project-level binding listed."""
+    out = []
+    for cmd in result.commands:
+        if cmd[:3] == ["gcloud", "projects", "add-iam-policy-binding"]:
+            f = flags(cmd)
+            out.append((cmd[3], f["--member"][0], f["--role"][0]))
+    return out
+
+
+def test_composer_user_goes_to_the_environments_project(run_script: ScriptRunner) -> None:
+    result = run_script("iam.sh", *PROJECT, "--trigger", "storage", "--composer-project", "airflow-prod")
+    assert result.returncode == 0, result.stderr
+    composer = [b for b in _bindings(result) if b[2] == "roles/composer.user"]
+    assert composer == [("airflow-prod", f"serviceAccount:{SA}", "roles/composer.user")]
+    assert all(b[0] == "my-proj" for b in _bindings(result) if b[2] != "roles/composer.user")
+
+
+def test_composer_user_defaults_to_the_functions_project(run_script: ScriptRunner) -> None:
+    result = run_script("iam.sh", *PROJECT, "--trigger", "http")
+    assert [b for b in _bindings(result) if b[2] == "roles/composer.user"] == [
+        ("my-proj", f"serviceAccount:{SA}", "roles/composer.user")
+    ]
+
+
+# ----------------------------------------------------------------------------- Terraform
+
+
+def _variable_block(name: str) -> str:
+    """The text of one `variable "NAME" { ... }` block of variables.tf (braces balanced)."""
+    text = (DEPLOY_DIR / "terraform" / "variables.tf").read_text(encoding="utf-8")
+    start = text.index(f'variable "{name}" {{')
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0 and text[i] == "}":
+            return text[start : i + 1]
+    raise AssertionError(f"unbalanced block {name}")
+
+
+def _terraform_plan(tmp_path: Path, variable: str, value: object) -> subprocess.CompletedProcess[str]:
+    """Evaluate the real variable block's validation: a module with only that variable needs no provider."""
+    (tmp_path / "main.tf").write_text(_variable_block(variable) + "\n", encoding="utf-8")
+    (tmp_path / "terraform.tfvars.json").write_text(json.dumps({variable: value}), encoding="utf-8")
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TF_IN_AUTOMATION": "1"}
+    init = subprocess.run(
+        ["terraform", "init", "-backend=false", "-input=false"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    return subprocess.run(
+        ["terraform", "plan", "-input=false", "-no-color"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+
+
+needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform not installed")
+
+
+@needs_terraform
+@pytest.mark.parametrize("name", ["WEBHOOK_HMAC_SECRET", "SHOP_WEBHOOK_SECRET", "db_password", "GITHUB_TOKEN"])
+def test_terraform_refuses_a_secret_looking_extra_env(tmp_path: Path, name: str) -> None:
+    plan = _terraform_plan(tmp_path, "extra_env", {name: SECRET_VALUE, "LOG_LEVEL": "DEBUG"})
+    assert plan.returncode != 0
+    message = " ".join(plan.stderr.split())
+    assert "extra_env" in message and "secrets" in message and "secret_environment_variables" in message
+
+
+@needs_terraform
+def test_terraform_accepts_plain_extra_env(tmp_path: Path) -> None:
+    plan = _terraform_plan(tmp_path, "extra_env", {"LOG_LEVEL": "DEBUG", "WEBHOOK_TOLERANCE_SECONDS": "60"})
+    assert plan.returncode == 0, plan.stderr
+
+
+def test_terraform_event_functions_default_to_internal_only() -> None:
+    main = (DEPLOY_DIR / "terraform" / "main.tf").read_text(encoding="utf-8")
+    assert re.search(r"ingress_settings\s*=\s*local\.ingress_settings", main)
+    assert re.search(r'local\.is_event\s*\?\s*"ALLOW_INTERNAL_ONLY"\s*:\s*"ALLOW_ALL"', main)
+    assert re.search(r'default\s*=\s*""', _variable_block("ingress_settings"))
+
+
+def test_terraform_composer_user_goes_to_the_environments_project() -> None:
+    iam = (DEPLOY_DIR / "terraform" / "iam.tf").read_text(encoding="utf-8")
+    block = iam[iam.index('resource "google_project_iam_member" "composer_user"') :]
+    block = block[: block.index("}")]
+    assert re.search(r"project\s*=\s*local\.composer_project", block), block
