@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, DagtriggerError
 from .templates import Expression
 
 WINDOW_MAX_S = 86_400
@@ -42,8 +42,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _BAD_PREFIX = re.compile(r"[\x00-\x1f\x7f*?\[\]#]")
 
 
-class BatchError(ValueError):
+class BatchError(DagtriggerError, ValueError):
     """This event cannot be placed in a window (unusable time, no group value): a permanent failure for it."""
+
+    key = "batch-unplaceable"
 
 
 # ---------------------------------------------------------------------------------------------------- configuration

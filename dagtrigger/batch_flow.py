@@ -32,10 +32,9 @@ from .batch import (
 from .batch_store import MembersStore, MemberWriteError
 from .conf import build_conf, conf_size, run_id_for, template_context
 from .events import Event
-from .exceptions import AirflowUnreachable, CredentialsUnavailable
+from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
 from .outcome import Kind, Outcome
 from .routing import Target
-from .templates import TemplateError
 
 MAX_LATE_HOPS = 3  # a late member whose next window also started (tiny windows, slow writes) moves on, bounded
 _CREATED = frozenset({Kind.DONE, Kind.DUPLICATE})

@@ -14,10 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .deadletter import redact
+from .exceptions import DagtriggerError
 
 
-class MemberWriteError(RuntimeError):
+class MemberWriteError(DagtriggerError, RuntimeError):
     """A member could not be recorded: answer non-2xx so the platform redelivers the event."""
+
+    key = "batch-member-write"
+    transient = True
 
 
 class MembersStore:

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 
 from . import logs
 from .events import IDEMPOTENCY_HEADERS, Event, from_cloud_event, from_push_envelope, from_webhook
-from .exceptions import ConfigError
+from .exceptions import BadDeadLetter, ConfigError, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
 from .outcome import Kind
 
 ENV_VAR = "DEAD_LETTER_URI"
@@ -58,22 +58,6 @@ _HINTS = {
     ),
     404: f"; check that the bucket in {ENV_VAR} exists",
 }
-
-
-class DeadLetterError(RuntimeError):
-    """Base of the dead-letter store's errors; messages never contain credentials."""
-
-
-class DeadLetterWriteError(DeadLetterError):
-    """A record could not be written (or marked): the event must not be acknowledged."""
-
-
-class DeadLetterReadError(DeadLetterError):
-    """Records could not be listed or read."""
-
-
-class BadDeadLetter(ValueError):
-    """A stored object is not a dead-letter record this code can read."""
 
 
 # ---------------------------------------------------------------------------------------------------- configuration

@@ -9,16 +9,12 @@ import json
 import threading
 from typing import Any
 
+from .exceptions import ManifestError
+
+__all__ = ["ManifestError", "read_manifest"]
+
 _client: Any = None
 _lock = threading.Lock()
-
-
-class ManifestError(RuntimeError):
-    """The manifest cannot be used: ``transient`` says whether a redelivery could succeed."""
-
-    def __init__(self, message: str, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 def _storage_client() -> Any:

@@ -17,7 +17,6 @@ class Kind(Enum):
     FAILED = "failed"  # permanent: acknowledged and recorded with an ERROR log
 
 
-ACKNOWLEDGED = frozenset({Kind.DONE, Kind.DUPLICATE, Kind.IGNORED, Kind.FAILED})
 SEVERITY = {
     Kind.DONE: "INFO",
     Kind.DUPLICATE: "INFO",
@@ -33,30 +32,20 @@ class Outcome:
     reason: str
     status: int | None = None  # Airflow's HTTP status, when there was one
 
-    @property
-    def acknowledged(self) -> bool:
-        return self.kind in ACKNOWLEDGED
 
-
-_AUTH_FIX = (
-    "grant the caller the Airflow Op role (Cloud Composer: roles/composer.user on the project, and an Airflow user "
-    "with role Op; a service account whose email is over 64 characters must be pre-registered as "
-    "accounts.google.com:NUMERIC_USER_ID — see deploy/register-airflow-user.sh), or, for a 403 from the web "
-    "server's IP filter, allow the function's egress IP"
-)
-
-# status → (kind, what it means and how to fix it). Statuses not listed fall back by class (see classify).
+# status → (kind, what it means [its key in docs/troubleshooting.md, where the fix is written once]). Statuses not
+# listed fall back by class (see classify).
 STATUS_TABLE: dict[int, tuple[Kind, str]] = {
     200: (Kind.DONE, "DAG run created"),
     201: (Kind.DONE, "DAG run created"),
     409: (Kind.DUPLICATE, "already triggered: a run with this run id exists"),
     400: (Kind.FAILED, "Airflow rejected the request"),
-    404: (Kind.FAILED, "the DAG does not exist in Airflow (or is not parsed yet); check DAG_ID"),
-    405: (Kind.FAILED, "this API is not served here; check AIRFLOW_API_VERSION (v1 is gone on Airflow 3)"),
+    404: (Kind.FAILED, "the DAG does not exist in Airflow (or is not parsed yet); check DAG_ID [airflow-404]"),
+    405: (Kind.FAILED, "this API is not served here; check AIRFLOW_API_VERSION [airflow-405]"),
     413: (Kind.FAILED, "Airflow refused the body as too large; lower MAX_CONF_BYTES or shrink the conf"),
     422: (Kind.FAILED, "Airflow rejected the request body"),
-    401: (Kind.RETRY, f"not authenticated; {_AUTH_FIX}"),
-    403: (Kind.RETRY, f"permission denied; {_AUTH_FIX}"),
+    401: (Kind.RETRY, "not authenticated: Airflow wants other credentials [airflow-401]"),
+    403: (Kind.RETRY, "permission denied: the caller needs the Airflow Op role, or its IP is blocked [airflow-403]"),
     408: (Kind.RETRY, "Airflow timed out the request"),
     429: (Kind.RETRY, "Airflow is shedding load (429)"),
 }
@@ -70,7 +59,7 @@ def classify(status: int) -> Outcome:
     if 300 <= status < 400:
         return Outcome(
             Kind.RETRY,
-            "Airflow redirected (usually to a login page): check AIRFLOW_URI and AIRFLOW_AUTH",
+            "Airflow redirected (usually to a login page): check AIRFLOW_URI and AIRFLOW_AUTH [airflow-redirect]",
             status,
         )
     if status >= 500:

@@ -22,12 +22,19 @@ from .batch_flow import Batcher
 from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock
 from .conf import conf_size, run_id_for
-from .deadletter import DeadLetterStore, DeadLetterWriteError, Received, new_record
+from .deadletter import DeadLetterStore, Received, new_record
 from .events import Event
-from .exceptions import AirflowUnreachable, BadEvent, CredentialsUnavailable
-from .manifest import ManifestError, read_manifest
+from .exceptions import (
+    AirflowUnreachable,
+    BadEvent,
+    CredentialsUnavailable,
+    DeadLetterWriteError,
+    ManifestError,
+    TemplateError,
+)
+from .manifest import read_manifest
 from .outcome import SEVERITY, Kind, Outcome, classify, combine
-from .render import TemplateError, manifest_location, render
+from .render import manifest_location, render
 from .routing import Target, route
 from .rules import Match, Route, Rules, load_rules, single_route
 from .settings import Settings, settings_from_env

@@ -11,8 +11,9 @@ from typing import Any
 
 from .conf import RESERVED_KEY, build_conf, run_id_for, template_context
 from .events import Event
+from .exceptions import TemplateError
 from .rules import Route
-from .templates import TemplateError, safe_run_id
+from .templates import safe_run_id
 
 __all__ = ["Rendered", "TemplateError", "render"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .conf import RUN_ID_MAX, RUN_ID_PATTERN
-from .exceptions import ConfigError
+from .exceptions import ConfigError, TemplateError
 
 _MAX_REGEX_INPUT = 4096
 _DATE_PATTERNS = (
@@ -133,10 +133,6 @@ class Expression:
             return self._parsed.search(context, options=options)
         except error as exc:
             raise TemplateError(f"{self.where}: {self.source!r} failed on this event: {exc}") from None
-
-
-class TemplateError(ValueError):
-    """A template could not be rendered for this event: a permanent failure for that event and route."""
 
 
 class TextTemplate:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dagtrigger.outcome import Kind, Outcome, classify, combine
@@ -32,10 +34,15 @@ def test_status_table(status: int, kind: Kind) -> None:
     assert outcome.reason
 
 
-def test_auth_failures_say_how_to_fix_them() -> None:
+def test_auth_failures_name_the_key_whose_doc_row_has_the_fix() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     for status in (401, 403):
         reason = classify(status).reason
-        assert "Op" in reason and "accounts.google.com:NUMERIC_USER_ID" in reason and "64" in reason
+        key = reason.rpartition("[")[2].rstrip("]")
+        assert key == f"airflow-{status}"
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{key}` |"))
+        if status == 403:
+            assert "Op" in row and "accounts.google.com:NUMERIC_USER_ID" in row and "64" in row
 
 
 def test_combine_prefers_retry_so_nothing_is_lost() -> None:
@@ -44,4 +51,3 @@ def test_combine_prefers_retry_so_nothing_is_lost() -> None:
     assert combine([done, failed]) is Kind.FAILED
     assert combine([done, Outcome(Kind.DUPLICATE, "")]) is Kind.DONE
     assert combine([]) is Kind.IGNORED
-    assert not Outcome(Kind.RETRY, "").acknowledged and Outcome(Kind.FAILED, "").acknowledged
