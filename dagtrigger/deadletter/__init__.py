@@ -1,0 +1,69 @@
+"""Dead letters: permanent failures kept as one JSON object per (DAG, run id) in Cloud Storage, read back for replay.
+
+An event that failed for good is acknowledged only after its dead letter is written. By concern:
+``delivery`` (the raw request as it arrived, parsed again for replay), ``record`` (the record and its pure rules),
+``naming`` (the setting and object names), ``store`` (Cloud Storage; the only module doing I/O).
+"""
+
+from __future__ import annotations
+
+from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
+from .delivery import (
+    SAFE_HEADERS,
+    TRANSPORTS,
+    Received,
+    event_from_delivery,
+    received_cloud_event,
+    received_push,
+    received_webhook,
+)
+from .naming import ENV_VAR, EXAMPLE_URI, LOOKBACK_DAYS, NameParts, candidate_days, object_name, parse_name, parse_uri
+from .record import (
+    VERSION,
+    DeadLetter,
+    check_outcome,
+    event_from_record,
+    is_replayed,
+    matches,
+    merge,
+    new_record,
+    parse_time,
+    utc_iso,
+    with_replay,
+)
+from .store import DeadLetterStore, redact
+
+__all__ = [
+    "ENV_VAR",
+    "EXAMPLE_URI",
+    "LOOKBACK_DAYS",
+    "SAFE_HEADERS",
+    "TRANSPORTS",
+    "VERSION",
+    "BadDeadLetter",
+    "DeadLetter",
+    "DeadLetterError",
+    "DeadLetterReadError",
+    "DeadLetterStore",
+    "DeadLetterWriteError",
+    "NameParts",
+    "Received",
+    "candidate_days",
+    "check_outcome",
+    "event_from_delivery",
+    "event_from_record",
+    "is_replayed",
+    "matches",
+    "merge",
+    "new_record",
+    "object_name",
+    "parse_name",
+    "parse_time",
+    "parse_uri",
+    "received_cloud_event",
+    "received_push",
+    "received_webhook",
+    "redact",
+    "utc_iso",
+    "with_replay",
+]

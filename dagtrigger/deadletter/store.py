@@ -1,0 +1,329 @@
+"""The dead-letter store: records in Cloud Storage, written before the ack, listed and marked for replay.
+
+``DeadLetterStore.write`` raises ``DeadLetterWriteError`` on any failure and the caller answers non-2xx (the platform
+redelivers). google-cloud-storage is imported on first use (~0.35 s), so cold starts of events that never fail do
+not pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import logs
+from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
+from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
+from .record import DeadLetter, _utc, check_outcome, is_replayed, matches, merge, with_replay
+
+PAGE_SIZE = 500
+MAX_CONFLICTS = 5  # concurrent writers of one record (412) before giving up
+_META_REPLAYED = "dagtrigger-replayed"
+_SECRETS = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s'\",]+"), r"\1 ***"),
+    (re.compile(r"(?i)\b(access_token|id_token|token|key|sig|signature|x-goog-signature)=[^&\s'\",]+"), r"\1=***"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "ya29.***"),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1***@"),
+)
+_HINTS = {
+    401: "; the storage credentials were refused",
+    403: (
+        "; grant the function's service account roles/storage.objectUser on the bucket "
+        "(roles/storage.objectCreator cannot overwrite or mark a record)"
+    ),
+    404: f"; check that the bucket in {ENV_VAR} exists",
+}
+
+
+def redact(text: str) -> str:
+    """Masks bearer/basic credentials, token-like query parameters, OAuth access tokens and URL user-info."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _explain(action: str, where: str, exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    detail = " ".join(redact(str(exc)).split())[:600]
+    hint = _HINTS.get(code, "") if isinstance(code, int) else ""
+    if type(exc).__module__.startswith("google.auth"):
+        hint = "; no usable Google credentials for Cloud Storage"
+    return f"could not {action} {where}: {type(exc).__name__}: {detail or '(no detail)'}{hint}"
+
+
+@dataclass(frozen=True)
+class _Stored:
+    name: str
+    data: bytes
+    generation: int
+
+
+class _Deadline:
+    """One time budget for a whole operation (reads, the upload and their retries), so ``write`` ends in time."""
+
+    def __init__(self, budget_s: float, timeout_s: float) -> None:
+        self.end = time.monotonic() + budget_s
+        self.timeout_s = timeout_s
+
+    def options(self, retry: Any) -> dict[str, Any]:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the dead-letter time budget is spent")
+        return {"timeout": min(self.timeout_s, max(left, 0.5)), "retry": retry.with_timeout(left)}
+
+
+class DeadLetterStore:
+    """Dead letters under ``gs://bucket/prefix``. One instance (and one storage client) per process, shared by
+    concurrent requests: the client is built on first use under a lock; updates to one record are serialised in
+    process by a lock and across processes by generation preconditions (412 → read again, merge, retry)."""
+
+    def __init__(
+        self,
+        uri: str,
+        client: Any = None,
+        *,
+        budget_s: float = 20.0,
+        timeout_s: float = 10.0,
+        lookback_days: int = LOOKBACK_DAYS,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.bucket_name, self.prefix = parse_uri(uri)
+        self.uri = f"gs://{self.bucket_name}/{self.prefix}" if self.prefix else f"gs://{self.bucket_name}"
+        self.budget_s = budget_s
+        self.timeout_s = timeout_s
+        self.lookback_days = lookback_days
+        self.page_size = page_size
+        self._client = client
+        self._retry: Any = None
+        self._init_lock = threading.Lock()
+        self._locks = tuple(threading.Lock() for _ in range(64))
+
+    def __repr__(self) -> str:
+        return f"DeadLetterStore({self.uri!r})"
+
+    # -- plumbing
+
+    def _storage(self) -> tuple[Any, Any]:
+        """The client and the retry policy, built once: google-cloud-storage is imported here, not at start-up."""
+        if self._retry is not None:
+            return self._client, self._retry
+        with self._init_lock:
+            if self._retry is None:
+                from google.cloud.storage.retry import DEFAULT_RETRY
+
+                if self._client is None:
+                    from google.cloud import storage
+
+                    self._client = storage.Client()  # honours STORAGE_EMULATOR_HOST
+                self._retry = DEFAULT_RETRY
+            return self._client, self._retry
+
+    def _lock(self, dag_id: str, run_id: str) -> threading.Lock:
+        return self._locks[zlib.crc32(f"{dag_id}\0{run_id}".encode()) % len(self._locks)]
+
+    def _where(self, name: str) -> str:
+        return f"gs://{self.bucket_name}/{name}"
+
+    def name_for(self, record: DeadLetter) -> str:
+        return object_name(record, self.prefix)
+
+    def _get(self, name: str, deadline: _Deadline) -> _Stored | None:
+        """Contents and generation of one object, read consistently (the download is pinned to the generation)."""
+        from google.api_core import exceptions as gexc
+
+        client, retry = self._storage()
+        bucket = client.bucket(self.bucket_name)
+        for _ in range(MAX_CONFLICTS):
+            blob = bucket.get_blob(name, **deadline.options(retry))
+            if blob is None:
+                return None
+            generation = int(blob.generation)  # before the download, which resets it from response headers
+            try:
+                data = blob.download_as_bytes(if_generation_match=generation, **deadline.options(retry))
+            except gexc.PreconditionFailed:
+                continue  # replaced between the two calls: read the new one
+            except gexc.NotFound:
+                return None
+            return _Stored(name, bytes(data), generation)
+        raise DeadLetterReadError(f"{self._where(name)} kept changing while being read")
+
+    def _put(self, name: str, record: DeadLetter, data: bytes, generation: int, deadline: _Deadline) -> None:
+        """Upload only if the object is still at ``generation`` (0: only if absent); raises PreconditionFailed."""
+        client, retry = self._storage()
+        blob = client.bucket(self.bucket_name).blob(name)
+        blob.metadata = {_META_REPLAYED: "true" if is_replayed(record) else "false"}
+        blob.upload_from_string(
+            data,
+            content_type="application/json; charset=utf-8",
+            if_generation_match=generation,
+            **deadline.options(retry),
+        )
+
+    def _parse(self, stored: _Stored) -> DeadLetter:
+        """An unreadable object at a record's name stops the update: overwriting it would lose what it holds."""
+        try:
+            return DeadLetter.from_json(stored.data)
+        except BadDeadLetter as exc:
+            raise DeadLetterWriteError(
+                f"{self._where(stored.name)} is not a readable dead letter ({exc}); move it aside so this record "
+                "can be written"
+            ) from None
+
+    def _update(
+        self, stored: _Stored | None, build: Callable[[_Stored | None], tuple[str, DeadLetter]], deadline: _Deadline
+    ) -> tuple[str, DeadLetter]:
+        """Read-modify-write under a generation precondition; on 412 read again and rebuild, a bounded number of
+        times. A 412 whose object already holds exactly our bytes is our own retried upload that landed: done."""
+        from google.api_core import exceptions as gexc
+
+        target = "?"
+        for _ in range(MAX_CONFLICTS):
+            target, record = build(stored)
+            data = record.to_json().encode("utf-8")
+            generation = stored.generation if stored and stored.name == target else 0
+            try:
+                self._put(target, record, data, generation, deadline)
+                return target, record
+            except gexc.PreconditionFailed:
+                stored = self._get(target, deadline)
+                if stored is not None and stored.data == data:
+                    return target, record
+        raise DeadLetterWriteError(f"{self._where(target)} was changed concurrently {MAX_CONFLICTS} times; not written")
+
+    # -- public API
+
+    def write(self, record: DeadLetter) -> str:
+        """Record a permanent failure and return the object name; raises DeadLetterWriteError on any failure, in
+        which case the event must not be acknowledged. Idempotent per (DAG, run id): an existing record for the
+        pair (looked up over ``candidate_days``) is updated in place with ``merge``."""
+        deadline = _Deadline(self.budget_s, self.timeout_s)
+        where = f"for DAG {record.dag_id!r} run {record.run_id!r} in {self.uri}"
+        try:
+            with self._lock(record.dag_id, record.run_id):
+                existing = self._find(record, deadline)
+
+                def build(stored: _Stored | None) -> tuple[str, DeadLetter]:
+                    if stored is None:
+                        return self.name_for(record), record
+                    return stored.name, merge(self._parse(stored), record)
+
+                name, _ = self._update(existing, build, deadline)
+                return name
+        except DeadLetterWriteError:
+            raise
+        except Exception as exc:
+            raise DeadLetterWriteError(_explain("write the dead letter", where, exc)) from exc
+
+    def _find(self, record: DeadLetter, deadline: _Deadline) -> _Stored | None:
+        """The existing record for this (DAG, run id), if any: one metadata GET per candidate day (usually one)."""
+        for day in candidate_days(record, self.lookback_days):
+            stored = self._get(_name(self.prefix, day, record.dag_id, record.run_id), deadline)
+            if stored is not None:
+                return stored
+        return None
+
+    def read(self, name: str) -> DeadLetter:
+        """One record by object name; DeadLetterReadError when missing or unreadable, BadDeadLetter when corrupt."""
+        try:
+            stored = self._get(name, _Deadline(self.budget_s, self.timeout_s))
+        except DeadLetterError:
+            raise
+        except Exception as exc:
+            raise DeadLetterReadError(_explain("read", self._where(name), exc)) from exc
+        if stored is None:
+            raise DeadLetterReadError(f"no dead letter at {self._where(name)}")
+        return DeadLetter.from_json(stored.data)
+
+    def list(
+        self,
+        dag_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_replayed: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[tuple[str, DeadLetter]]:
+        """Records matching ``matches`` (first recorded in [since, until); naive datetimes are UTC), in name order,
+        fetched lazily page by page (``page_size``), at most ``limit``. Objects that are not readable records are
+        skipped with a WARNING log. Raises DeadLetterReadError when listing or reading fails."""
+        try:
+            yield from self._list(dag_id, since, until, include_replayed, limit)
+        except DeadLetterError:
+            raise
+        except Exception as exc:
+            raise DeadLetterReadError(_explain("list", self.uri, exc)) from exc
+
+    def _list(
+        self,
+        dag_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        include_replayed: bool,
+        limit: int | None,
+    ) -> Iterator[tuple[str, DeadLetter]]:
+        from google.api_core import exceptions as gexc
+
+        client, retry = self._storage()
+        head = f"{self.prefix}/" if self.prefix else ""
+        first_day = _utc(since).date() if since else None
+        last_day = _utc(until).date() if until else None
+        blobs = client.list_blobs(
+            self.bucket_name,
+            prefix=head or None,
+            start_offset=f"{head}{first_day:%Y/%m/%d}/" if first_day else None,
+            end_offset=f"{head}{last_day + timedelta(days=1):%Y/%m/%d}/" if last_day else None,
+            page_size=self.page_size,
+            timeout=self.timeout_s,
+            retry=retry.with_timeout(self.budget_s),
+        )
+        found = 0
+        for blob in blobs:  # the server may ignore the offsets (the emulator does): filter by name here too
+            parts = parse_name(blob.name, self.prefix)
+            if parts is None or (dag_id is not None and parts.dag_id != dag_id):
+                continue
+            if (first_day and parts.day < first_day) or (last_day and parts.day > last_day):
+                continue
+            if not include_replayed and (blob.metadata or {}).get(_META_REPLAYED) == "true":
+                continue  # written together with the record, so it cannot disagree with it
+            try:
+                data = blob.download_as_bytes(timeout=self.timeout_s, retry=retry.with_timeout(self.budget_s))
+                record = DeadLetter.from_json(data)
+            except gexc.NotFound:
+                continue  # rewritten (a new generation) or deleted since the listing
+            except BadDeadLetter as exc:
+                logs.get_logger().warning(
+                    "skipped %s: not a dead-letter record: %s", self._where(blob.name), exc, extra={"dag_id": dag_id}
+                )
+                continue
+            if matches(record, dag_id, since, until, include_replayed):
+                yield blob.name, record
+                found += 1
+                if limit is not None and found >= limit:
+                    return
+
+    def mark_replayed(self, name: str, outcome: str, reason: str, at: datetime | None = None) -> DeadLetter:
+        """Append ``{"at", "outcome", "reason"}`` to the record's replays and rewrite it (never deleted, so the trail
+        stays); returns the updated record. Raises DeadLetterWriteError on any failure, ValueError on a bad
+        outcome or a name that is not a dead letter under this store's prefix."""
+        parts = parse_name(name, self.prefix)
+        if parts is None:
+            raise ValueError(f"{name!r} is not a dead-letter object name under {self.uri}")
+        check_outcome(outcome)
+        deadline = _Deadline(self.budget_s, self.timeout_s)
+
+        def build(stored: _Stored | None) -> tuple[str, DeadLetter]:
+            if stored is None:
+                raise DeadLetterWriteError(f"no dead letter at {self._where(name)}: nothing to mark")
+            return name, with_replay(self._parse(stored), outcome, reason, at)
+
+        try:
+            with self._lock(parts.dag_id, parts.run_id):
+                return self._update(self._get(name, deadline), build, deadline)[1]
+        except DeadLetterWriteError:
+            raise
+        except Exception as exc:
+            raise DeadLetterWriteError(_explain("mark the replay of", self._where(name), exc)) from exc
