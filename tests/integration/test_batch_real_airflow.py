@@ -1,0 +1,203 @@
+"""Batch windows against real Airflow 2.11 and 3.3 on PostgreSQL with their schedulers running.
+
+A real functions-framework process receives real CloudEvents and records members in the storage emulator; the
+example DAG ``dagtrigger_batch`` lists its members prefix when it runs. What is checked is what Airflow itself says
+(run state, start date, the task's XCom): a run created early in its window stays queued until the window closes
+(Airflow 3: run_after; Airflow 2: a future logical date with allow_trigger_in_future=False), then runs and reads
+exactly the events sent; redeliveries add no member and no run; a late member lands in the next batch flagged late.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devtools.localairflow import AirflowServer
+from devtools.localfunction import FunctionProcess
+from tests.support.function_env import function_env
+from tests.support.storage_emulator import StorageEmulator, storage_emulator
+from tests.unit.samples import storage_attrs, storage_data
+
+pytestmark = pytest.mark.integration
+
+DAG = "dagtrigger_batch"
+CONTROL_DAG = "dagtrigger_example"  # one quick task
+WINDOW_S = 20
+BUCKET = "ops-batches"
+RUN_DEADLINE_S = 120.0
+ROUTES = f"""
+routes:
+  - name: exports
+    dag_id: {DAG}
+    match: {{kind: storage, bucket: landing, name: {{prefix: exports/}}}}
+    conf: {{folder: folder}}
+    batch: {{window: {WINDOW_S}, members: gs://{BUCKET}/members}}
+"""
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[StorageEmulator]:
+    with storage_emulator(subprocess_mode=True) as emulator:
+        emulator.create_bucket(BUCKET)
+        yield emulator
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["airflow2", "airflow3"])
+def airflow_pg(
+    request: pytest.FixtureRequest, gcs: StorageEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowServer]:
+    major = int(request.param)
+    workdir = tmp_path_factory.mktemp(f"batch-airflow{major}")
+    with AirflowServer(
+        major, workdir, database="postgres", scheduler=True, auth="password", extra_env=gcs.env()
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def function(airflow_pg: AirflowServer, gcs: StorageEmulator, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("batch-function")
+    (folder / "routes.yaml").write_text(ROUTES)
+    env = {**function_env(airflow_pg, ROUTES_FILE=str(folder / "routes.yaml"), AIRFLOW_MAX_IN_FLIGHT="8"), **gcs.env()}
+    del env["DAG_ID"]
+    with FunctionProcess("trigger_event", env, folder) as process:
+        yield process
+
+
+def at_window_start(margin_s: float = 0.5) -> datetime:
+    """Sleep until just after the next window boundary (bounded by one window) and return that boundary."""
+    now = datetime.now(UTC)
+    start = datetime.fromtimestamp((int(now.timestamp()) // WINDOW_S + 1) * WINDOW_S, UTC)
+    time.sleep((start - now).total_seconds() + margin_s)
+    return start
+
+
+def upload(function: FunctionProcess, name: str, at: datetime, event_id: str | None = None) -> dict[str, Any]:
+    attrs = storage_attrs(name=name, time=at.isoformat().replace("+00:00", "Z"), datacontenttype="application/json")
+    if event_id:
+        attrs["id"] = event_id
+    function.mark()
+    answer = function.send_event(attrs, storage_data(name=name, generation=str(zlib.crc32(name.encode()))))
+    assert answer.status_code == 200, answer.text
+    return next(e for e in function.logs() if e.get("outcome"))
+
+
+def batch_runs(airflow: AirflowServer) -> dict[str, dict[str, Any]]:
+    return {r["dag_run_id"]: r for r in airflow.list_runs(DAG)}
+
+
+def wait_finished(airflow: AirflowServer, run_id: str, dag_id: str = DAG) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while time.monotonic() < deadline:
+        run = airflow.get_run(dag_id, run_id)
+        if run is not None and run["state"] in ("success", "failed"):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} not finished within {RUN_DEADLINE_S} s: {airflow.get_run(dag_id, run_id)}")
+
+
+def task_result(airflow: AirflowServer, run_id: str) -> dict[str, Any]:
+    """The example DAG's return value (Airflow 3 answers JSON; Airflow 2 the Python repr of the value)."""
+    path = f"{airflow.api_prefix}/dags/{DAG}/dagRuns/{run_id}/taskInstances/read_members/xcomEntries/return_value"
+    answer = airflow.request("GET", path)
+    assert answer.status == 200, answer.body
+    value = answer.body["value"]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = ast.literal_eval(value)
+    assert isinstance(value, dict)
+    return value
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_window_becomes_one_run_per_folder_started_after_the_window_closed(
+    airflow_pg: AirflowServer, function: FunctionProcess, gcs: StorageEmulator
+) -> None:
+    start = at_window_start()
+    end = start + timedelta(seconds=WINDOW_S)
+    sent = {"a": [f"exports/a{airflow_pg.major}/part-{n}.csv" for n in range(5)],
+            "b": [f"exports/b{airflow_pg.major}/part-{n}.csv" for n in range(3)]}  # fmt: skip
+    names = [name for group in sent.values() for name in group]
+    logged = [upload(function, name, datetime.now(UTC)) for name in names]
+    for n, name in enumerate(names[:2]):  # redeliveries: new event ids, same object versions, same window
+        again = upload(function, name, start + timedelta(seconds=1), event_id=f"redelivery-{n}")
+        assert again["run_id"] == logged[n]["run_id"]
+    run_ids = {entry["run_id"] for entry in logged}
+    assert len(run_ids) == 2, logged
+    runs = batch_runs(airflow_pg)
+    assert set(runs) == run_ids
+    assert all(run["state"] == "queued" for run in runs.values())
+    members = gcs.objects(BUCKET, "members/")
+    assert len([m for m in members if f"a{airflow_pg.major}" in m or f"b{airflow_pg.major}" in m]) == 8
+
+    # Still queued shortly before the window closes, with the scheduler running the whole time.
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds() - 2))
+    assert datetime.now(UTC) < end
+    assert all(airflow_pg.get_run(DAG, run_id)["state"] == "queued" for run_id in run_ids)  # type: ignore[index]
+
+    for run_id in run_ids:
+        run = wait_finished(airflow_pg, run_id)
+        assert run["state"] == "success", run
+        assert parse(run["start_date"]) >= end, (run["start_date"], end)
+        result = task_result(airflow_pg, run_id)
+        folder = result["group"].rpartition("/")[2][0]
+        assert result["names"] == sorted(sent[folder]) and result["late"] == []
+        assert len(result["keys"]) == len(sent[folder])
+        assert run["conf"]["folder"] == result["group"]
+        assert parse(run["conf"]["batch"]["window_end"]) == end
+    assert set(batch_runs(airflow_pg)) == run_ids  # the redeliveries made no run
+
+
+def test_a_late_member_lands_in_the_next_batch_flagged_late(
+    airflow_pg: AirflowServer, function: FunctionProcess, gcs: StorageEmulator
+) -> None:
+    start = at_window_start()
+    first = upload(function, f"exports/late{airflow_pg.major}/on-time.csv", datetime.now(UTC))
+    run = wait_finished(airflow_pg, first["run_id"])
+    assert run["state"] == "success"
+    # A delivery delayed past its window's run: its event time is inside the window that already ran.
+    late = upload(function, f"exports/late{airflow_pg.major}/delayed.csv", start + timedelta(seconds=3))
+    assert late["run_id"] != first["run_id"]
+    assert task_result(airflow_pg, first["run_id"])["names"] == [f"exports/late{airflow_pg.major}/on-time.csv"]
+    rerun = wait_finished(airflow_pg, late["run_id"])
+    assert rerun["state"] == "success"
+    result = task_result(airflow_pg, late["run_id"])
+    assert result["names"] == [f"exports/late{airflow_pg.major}/delayed.csv"] and len(result["late"]) == 1
+    assert parse(rerun["start_date"]) >= parse(result["window_end"])
+
+
+def test_the_start_time_claims_hold_on_the_real_scheduler(airflow_pg: AirflowServer) -> None:
+    """The mechanism itself, without the function: a run dated in the future (Airflow 3: run_after; Airflow 2: a
+    logical date, allow_trigger_in_future at its default False) stays queued while an undated one starts at once."""
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=15)
+    stamp = int(now.timestamp())
+    dated, undated = f"claim_dated_{stamp}", f"claim_undated_{stamp}"
+    if airflow_pg.major >= 3:
+        bodies = {dated: {"logical_date": None, "run_after": later.isoformat()}, undated: {"logical_date": None}}
+    else:
+        bodies = {dated: {"logical_date": later.isoformat()}, undated: {}}
+    for run_id, body in bodies.items():
+        answer = airflow_pg.request("POST", f"{airflow_pg.api_prefix}/dags/{CONTROL_DAG}/dagRuns",
+                                    {"dag_run_id": run_id, "conf": {}, **body})  # fmt: skip
+        assert answer.status == 200, answer.body
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while airflow_pg.get_run(CONTROL_DAG, undated)["state"] == "queued":  # type: ignore[index]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert datetime.now(UTC) < later - timedelta(seconds=1), "the undated run took too long to start to compare"
+    assert airflow_pg.get_run(CONTROL_DAG, dated)["state"] == "queued"  # type: ignore[index]
+    run = wait_finished(airflow_pg, dated, CONTROL_DAG)
+    assert parse(run["start_date"]) >= later
