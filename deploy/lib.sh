@@ -361,12 +361,78 @@ dt_check_composer_project() {
     "a project id such as my-composer-project"
 }
 
+# For the scripts that act inside a Composer environment (register-airflow-user.sh,
+# airflow-role.sh): --composer-env is required, its location defaults to --region.
+dt_check_composer_env() {
+  dt_require "$DT_COMPOSER_ENV" --composer-env "the Cloud Composer environment"
+  DT_COMPOSER_LOCATION=${DT_COMPOSER_LOCATION:-$DT_REGION}
+  dt_require "$DT_COMPOSER_LOCATION" --composer-location "the environment's region (or give --region)"
+  dt_check_region "$DT_COMPOSER_LOCATION" --composer-location
+  dt_check_composer_project
+}
+
+# dt_check_airflow_method METHOD API_VERSION — cli (gcloud composer environments run) or api
+# (the FAB auth manager REST API, see dt_fab_api_post); --airflow-uri only makes sense for api.
+dt_check_airflow_method() {
+  dt_check_choice "$1" --method "cli api"
+  dt_check_choice "$2" --airflow-api-version "v1 v2"
+  if [[ $1 == cli ]]; then
+    [[ -z $DT_AIRFLOW_URI ]] || dt_usage_error "--airflow-uri is used by --method api only"
+  else
+    [[ -z $DT_AIRFLOW_URI ]] || dt_check_regex "$DT_AIRFLOW_URI" '^https?://[^[:space:]]+$' --airflow-uri "an http(s) URL"
+  fi
+}
+
+# dt_composer_run SUBCOMMAND... — an Airflow CLI command in the environment (the arguments
+# after SUBCOMMAND go after --, as gcloud composer environments run expects).
+dt_composer_run() {
+  dt_run gcloud composer environments run "$DT_COMPOSER_ENV" --project="$DT_COMPOSER_PROJECT" \
+    --location="$DT_COMPOSER_LOCATION" "$@"
+}
+
 # Look the Airflow web server URL up from Composer unless --airflow-uri was given.
 dt_resolve_airflow_uri() {
   [[ -n $DT_AIRFLOW_URI ]] && return 0
   dt_capture DT_AIRFLOW_URI '<AIRFLOW_URI>' \
     gcloud composer environments describe "$DT_COMPOSER_ENV" --project="$DT_COMPOSER_PROJECT" \
     --location="$DT_COMPOSER_LOCATION" --format='value(config.airflowUri)'
+}
+
+# dt_fab_api_post ENDPOINT API_VERSION BODY SHOWN_BODY — POST a JSON body to the FAB auth
+# manager's REST API of the Airflow web server (ENDPOINT users or roles: /api/v1/ENDPOINT on
+# Airflow 2, /auth/fab/v1/ENDPOINT on Airflow 3), authenticated with your gcloud access token
+# as Composer's API front end expects. The token and BODY go through 0600 temporary files,
+# never the command line; the listing shows SHOWN_BODY (BODY with secrets masked).
+DT_API_WORKDIR=""
+dt_fab_api_post() {
+  local endpoint=$1 api_version=$2 body=$3 shown_body=$4 token="" header_file body_file shown_token path
+  if [[ $api_version == v1 ]]; then
+    path=/api/v1/$endpoint
+  else
+    path=/auth/fab/v1/$endpoint
+  fi
+  dt_resolve_airflow_uri
+  dt_capture token '<ACCESS_TOKEN>' gcloud auth print-access-token
+  if ((DT_DRY_RUN)); then
+    header_file='<HEADER_FILE>'
+    body_file='<BODY_FILE>'
+    shown_token=$token
+  else
+    DT_API_WORKDIR=$(mktemp -d)
+    trap 'rm -rf -- "$DT_API_WORKDIR"' EXIT
+    header_file=$DT_API_WORKDIR/header
+    body_file=$DT_API_WORKDIR/body.json
+    shown_token='***'
+    (
+      umask 077
+      printf 'Authorization: Bearer %s\n' "$token" >"$header_file"
+      printf '%s\n' "$body" >"$body_file"
+    )
+  fi
+  dt_note "$header_file holds: Authorization: Bearer $shown_token"
+  dt_note "$body_file holds: $shown_body"
+  dt_run curl --silent --show-error --fail-with-body -X POST "${DT_AIRFLOW_URI%/}$path" \
+    -H "@$header_file" -H 'Content-Type: application/json' --data "@$body_file"
 }
 
 # dt_secret_ref VAR VALUE OPTION — a Secret Manager reference for --set-secrets in VAR:

@@ -17,7 +17,7 @@ usage() {
   cat <<'EOF'
 Usage: deploy/register-airflow-user.sh --project ID --composer-env ENV
          (--composer-location LOC | --region REGION) [--service-account SA]
-         [--role ROLE] [--add-role] [--method cli|api] [--dry-run]
+         [--role ROLE] [--add-role [--remove-role OLD]] [--method cli|api] [--dry-run]
 
 Looks up the service account's numeric id (oauth2ClientId), then creates the Airflow user
 accounts.google.com:NUMERIC_ID with email SA and role ROLE:
@@ -28,8 +28,12 @@ accounts.google.com:NUMERIC_ID with email SA and role ROLE:
 Options:
   --composer-env ENV       Cloud Composer environment (required)
   --composer-location LOC  its region (default: --region)
-  --role ROLE              Airflow role (default Op; Admin, User, Viewer or a custom one)
+  --role ROLE              Airflow role (default Op; Admin, User, Viewer or a custom one
+                           such as dagtrigger_trigger from deploy/airflow-role.sh)
   --add-role               the user exists already: give it ROLE (users add-role)
+  --remove-role OLD        with --add-role: then take OLD away (users remove-role), e.g.
+                           Op after Composer's automatic registration, so that only the
+                           narrow role of deploy/airflow-role.sh is left
   --method cli|api         cli (default): the Airflow CLI through gcloud composer
                            environments run ('users' is a FAB auth manager command).
                            api: POST to the FAB auth manager REST API of the web server
@@ -48,9 +52,9 @@ EOF
 
 ROLE=Op
 ADD_ROLE=0
+REMOVE_ROLE=""
 SA_EMAIL=""
 NUMERIC_ID=""
-token=""
 METHOD=cli
 API_VERSION=v1
 
@@ -58,32 +62,28 @@ dt_script_option() {
   case $1 in
     --role) ROLE=$2 ;;
     --add-role) ADD_ROLE=1 ;;
+    --remove-role) REMOVE_ROLE=$2 ;;
     --method) METHOD=$2 ;;
     --airflow-api-version) API_VERSION=$2 ;;
   esac
 }
 
 dt_use_options common airflow
-dt_add_options "--role --method --airflow-api-version" "--add-role"
+dt_add_options "--role --method --airflow-api-version --remove-role" "--add-role"
 dt_parse_args "$@"
 
 dt_check_project
 [[ -z $DT_NAME ]] || dt_usage_error "--name is not used here: the Airflow user is the service account (--service-account)"
 [[ -z $DT_DAG_ID ]] || dt_usage_error "--dag-id is not used here"
-dt_require "$DT_COMPOSER_ENV" --composer-env "the Cloud Composer environment"
-DT_COMPOSER_LOCATION=${DT_COMPOSER_LOCATION:-$DT_REGION}
-dt_require "$DT_COMPOSER_LOCATION" --composer-location "the environment's region (or give --region)"
-dt_check_region "$DT_COMPOSER_LOCATION" --composer-location
-dt_check_composer_project
+dt_check_composer_env
 dt_check_regex "$ROLE" '^[A-Za-z][A-Za-z0-9_ -]{0,63}$' --role "an Airflow role name such as Op"
-dt_check_choice "$METHOD" --method "cli api"
-dt_check_choice "$API_VERSION" --airflow-api-version "v1 v2"
-if [[ $METHOD == cli ]]; then
-  [[ -z $DT_AIRFLOW_URI ]] || dt_usage_error "--airflow-uri is used by --method api only"
-else
-  ((!ADD_ROLE)) || dt_usage_error "--add-role works with --method cli only"
-  [[ -z $DT_AIRFLOW_URI ]] || dt_check_regex "$DT_AIRFLOW_URI" '^https?://[^[:space:]]+$' --airflow-uri "an http(s) URL"
+dt_check_airflow_method "$METHOD" "$API_VERSION"
+if [[ -n $REMOVE_ROLE ]]; then
+  ((ADD_ROLE)) || dt_usage_error "--remove-role works with --add-role only"
+  dt_check_regex "$REMOVE_ROLE" '^[A-Za-z][A-Za-z0-9_ -]{0,63}$' --remove-role "an Airflow role name such as Op"
+  [[ $REMOVE_ROLE != "$ROLE" ]] || dt_usage_error "--remove-role $REMOVE_ROLE is the role being given"
 fi
+[[ $METHOD == cli ]] || ((!ADD_ROLE)) || dt_usage_error "--add-role works with --method cli only"
 dt_sa_email SA_EMAIL "$DT_SERVICE_ACCOUNT" --service-account
 SA_NAME=${SA_EMAIL%%@*}
 dt_require_gcloud
@@ -98,57 +98,29 @@ dt_capture NUMERIC_ID '<NUMERIC_ID>' \
   gcloud iam service-accounts describe "$SA_EMAIL" --project="$(dt_sa_project "$SA_EMAIL")" --format='value(oauth2ClientId)'
 USERNAME=accounts.google.com:$NUMERIC_ID
 
-composer_run() {
-  dt_run gcloud composer environments run "$DT_COMPOSER_ENV" --project="$DT_COMPOSER_PROJECT" \
-    --location="$DT_COMPOSER_LOCATION" "$@"
-}
-
 if [[ $METHOD == cli ]]; then
   if ((ADD_ROLE)); then
-    composer_run users add-role -- -u "$USERNAME" -r "$ROLE"
+    dt_composer_run users add-role -- -u "$USERNAME" -r "$ROLE"
+    # Added first, removed second: the user is never left without a role that can trigger.
+    [[ -z $REMOVE_ROLE ]] || dt_composer_run users remove-role -- -u "$USERNAME" -r "$REMOVE_ROLE"
   else
     DT_FAIL_HINT="if the user exists already, run again with --add-role to set its role"
-    composer_run users create -- -u "$USERNAME" -e "$SA_EMAIL" -f "$SA_NAME" -l - -r "$ROLE" --use-random-password
+    dt_composer_run users create -- -u "$USERNAME" -e "$SA_EMAIL" -f "$SA_NAME" -l - -r "$ROLE" --use-random-password
   fi
   exit 0
 fi
 
 # --method api: the FAB auth manager's users endpoint, authenticated like the function
 # (a Google access token that Composer's API front end accepts).
-dt_resolve_airflow_uri
-if [[ $API_VERSION == v1 ]]; then
-  users_path=/api/v1/users
-else
-  users_path=/auth/fab/v1/users
-fi
-dt_capture token '<ACCESS_TOKEN>' gcloud auth print-access-token
 if ((DT_DRY_RUN)); then
-  header_file='<HEADER_FILE>'
-  body_file='<BODY_FILE>'
   password='<RANDOM_PASSWORD>'
-  shown_token=$token
   shown_password=$password
 else
-  workdir=$(mktemp -d)
-  trap 'rm -rf -- "$workdir"' EXIT
-  header_file=$workdir/header
-  body_file=$workdir/body.json
   password=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)
-  shown_token='***'
   shown_password='***'
 fi
 body_format='{"username": "%s", "email": "%s", "first_name": "%s", "last_name": "-", "roles": [{"name": "%s"}], "password": "%s"}'
 # shellcheck disable=SC2059 # the format is the constant above
-shown_body=$(printf "$body_format" "$USERNAME" "$SA_EMAIL" "$SA_NAME" "$ROLE" "$shown_password")
-dt_note "$header_file holds: Authorization: Bearer $shown_token"
-dt_note "$body_file holds: $shown_body"
-if ((!DT_DRY_RUN)); then
-  (
-    umask 077
-    printf 'Authorization: Bearer %s\n' "$token" >"$header_file"
-    # shellcheck disable=SC2059 # the format is the constant above
-    printf "$body_format\n" "$USERNAME" "$SA_EMAIL" "$SA_NAME" "$ROLE" "$password" >"$body_file"
-  )
-fi
-dt_run curl --silent --show-error --fail-with-body -X POST "${DT_AIRFLOW_URI%/}$users_path" \
-  -H "@$header_file" -H 'Content-Type: application/json' --data "@$body_file"
+dt_fab_api_post users "$API_VERSION" \
+  "$(printf "$body_format" "$USERNAME" "$SA_EMAIL" "$SA_NAME" "$ROLE" "$password")" \
+  "$(printf "$body_format" "$USERNAME" "$SA_EMAIL" "$SA_NAME" "$ROLE" "$shown_password")"

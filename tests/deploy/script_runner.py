@@ -27,6 +27,7 @@ SCRIPTS = (
     "iam.sh",
     "register-airflow-user.sh",
     "network.sh",
+    "airflow-role.sh",
 )
 
 # A fake command: logs argv as one JSON line to $FAKE_LOG (tagged with its own name), then answers

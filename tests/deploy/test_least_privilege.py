@@ -173,3 +173,100 @@ def test_terraform_composer_user_goes_to_the_environments_project() -> None:
     block = iam[iam.index('resource "google_project_iam_member" "composer_user"') :]
     block = block[: block.index("}")]
     assert re.search(r"project\s*=\s*local\.composer_project", block), block
+
+
+# ----------------------------------------------------------------------------- the narrow Airflow role
+
+COMPOSER = [*PROJECT, "--composer-env", "prod", "--region", "us-central1"]
+RUN = ["gcloud", "composer", "environments", "run", "prod", "--project=my-proj", "--location=us-central1"]
+
+
+def test_role_for_every_dag_is_trigger_and_read_only(run_script: ScriptRunner) -> None:
+    result = run_script("airflow-role.sh", *COMPOSER)
+    assert result.returncode == 0, result.stderr
+    assert result.commands == [
+        [*RUN, "roles", "create", "--", "dagtrigger_trigger"],
+        [*RUN, "roles", "add-perms", "--", "dagtrigger_trigger", "-r", "DAGs", "-a", "can_read", "can_edit"],
+        [*RUN, "roles", "add-perms", "--", "dagtrigger_trigger", "-r", "DAG Runs", "-a", "can_create"],
+    ]
+
+
+def test_role_for_named_dags_syncs_their_resources_first(run_script: ScriptRunner) -> None:
+    result = run_script(
+        "airflow-role.sh", *COMPOSER, "--composer-project", "airflow-prod", "--dag-id", "b_dag", "--dag-id", "a_dag"
+    )
+    assert result.returncode == 0, result.stderr
+    run = [*RUN[:5], "--project=airflow-prod", RUN[6]]
+    assert result.commands == [
+        [*run, "sync-perm", "--", "--include-dags"],
+        [*run, "roles", "create", "--", "dagtrigger_trigger"],
+        [
+            *run,
+            "roles",
+            "add-perms",
+            "--",
+            "dagtrigger_trigger",
+            "-r",
+            "DAG:a_dag",
+            "DAG:b_dag",
+            "-a",
+            "can_read",
+            "can_edit",
+        ],
+        [
+            *run,
+            "roles",
+            "add-perms",
+            "--",
+            "dagtrigger_trigger",
+            "-r",
+            "DAG Run:a_dag",
+            "DAG Run:b_dag",
+            "-a",
+            "can_create",
+        ],
+    ]
+
+
+@pytest.mark.parametrize(("version", "path"), [("v1", "/api/v1/roles"), ("v2", "/auth/fab/v1/roles")])
+def test_role_through_the_fab_api(run_script: ScriptRunner, version: str, path: str) -> None:
+    result = run_script(
+        "airflow-role.sh", *COMPOSER, "--role", "dt_orders", "--dag-id", "orders", "--method", "api",
+        "--airflow-api-version", version,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"<AIRFLOW_URI>{path}" in result.command("curl")
+    (body,) = [line.split(" holds: ", 1)[1] for line in result.stdout.splitlines() if "<BODY_FILE> holds:" in line]
+    assert json.loads(body) == role_body("dt_orders", ["orders"])
+
+
+def role_body(name: str, dags: list[str]) -> dict[str, object]:
+    """The role the FAB API gets: read+edit on each DAG, create on each DAG's runs."""
+    pairs = [(a, f"DAG:{d}") for d in dags for a in ("can_read", "can_edit")]
+    pairs += [("can_create", f"DAG Run:{d}") for d in dags]
+    return {"name": name, "actions": [{"action": {"name": a}, "resource": {"name": r}} for a, r in pairs]}
+
+
+@pytest.mark.parametrize("role", ["Op", "Admin", "Viewer"])
+def test_role_refuses_airflows_own_roles(run_script: ScriptRunner, role: str) -> None:
+    result = run_script("airflow-role.sh", *COMPOSER, "--role", role)
+    assert result.returncode == 2
+    assert "one of Airflow's own roles" in result.stderr
+
+
+def test_register_swaps_op_for_the_narrow_role(run_script: ScriptRunner) -> None:
+    result = run_script(
+        "register-airflow-user.sh", *COMPOSER, "--add-role", "--role", "dagtrigger_trigger", "--remove-role", "Op"
+    )
+    assert result.returncode == 0, result.stderr
+    user = "accounts.google.com:<NUMERIC_ID>"
+    assert [c[7:] for c in result.commands if c[:4] == RUN[:4]] == [
+        ["users", "add-role", "--", "-u", user, "-r", "dagtrigger_trigger"],
+        ["users", "remove-role", "--", "-u", user, "-r", "Op"],
+    ]
+
+
+def test_remove_role_needs_add_role(run_script: ScriptRunner) -> None:
+    result = run_script("register-airflow-user.sh", *COMPOSER, "--remove-role", "Op")
+    assert result.returncode == 2
+    assert "--remove-role works with --add-role only" in result.stderr

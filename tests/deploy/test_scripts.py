@@ -27,6 +27,7 @@ VALID_ARGS = {
     "iam.sh": [*PROJECT, "--trigger", "storage", "--phase", "all", "--region", "us-central1"],
     "register-airflow-user.sh": [*PROJECT, "--composer-env", "prod", "--composer-location", "us-central1"],
     "network.sh": [*PROJECT, "--region", "us-central1", "--composer-env", "prod"],
+    "airflow-role.sh": [*PROJECT, "--composer-env", "prod", "--region", "us-central1"],
 }
 
 
