@@ -131,6 +131,24 @@ def make_session(budget_s: float, pool_size: int = 32, clock: Clock = SYSTEM_CLO
     return session
 
 
+class BoundedSession(requests.Session):
+    """A session whose every request has a timeout no longer than ``limit_s``: for operator commands and their token
+    fetches (google-auth asks for 120 s), which must answer in bounded time and do not retry."""
+
+    def __init__(self, limit_s: float, user_agent: str = "dagtrigger") -> None:
+        super().__init__()
+        self.limit_s = limit_s
+        self.headers["User-Agent"] = user_agent
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        wanted = kwargs.get("timeout")
+        if isinstance(wanted, tuple):
+            kwargs["timeout"] = tuple(min(t or self.limit_s, self.limit_s) for t in wanted)
+        else:
+            kwargs["timeout"] = min(wanted or self.limit_s, self.limit_s)
+        return super().request(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class TriggerCall:
     dag_id: str
@@ -291,9 +309,14 @@ class AirflowClient:
             )
         return state
 
-    def get(self, path: str) -> requests.Response:
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET an API path (``dags/x``) under the detected version; for operator commands."""
-        return self._send("GET", f"{self.base_url}/api/{self.api_version()}/{path.lstrip('/')}")
+        return self._send("GET", f"{self.base_url}/api/{self.api_version()}/{path.lstrip('/')}", **kwargs)
+
+    def probe_trigger(self, dag_id: str, body: dict[str, Any]) -> requests.Response:
+        """POST ``body`` to the DAG's runs as a trigger would, and return Airflow's answer as is: for ``check``'s
+        permission probe, a body Airflow refuses only after its permission check (so no run is created)."""
+        return self._send("POST", self.dag_runs_url(dag_id), json=body)
 
 
 def _iso(moment: datetime) -> str:

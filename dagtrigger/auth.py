@@ -7,7 +7,6 @@ makes about one token fetch per token lifetime. Nothing here ever logs or raises
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -142,17 +141,7 @@ class GoogleAuth(_CachedBearer):
         self._credentials: Any = None
 
     def _make_credentials(self) -> Any:
-        import google.auth
-        import google.auth.transport.requests
-        import google.oauth2.id_token
-
-        if self.mode == "id-token":
-            request = google.auth.transport.requests.Request(session=self._session)
-            return google.oauth2.id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
-                self._audience, request=request
-            )
-        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        return credentials
+        return google_credentials(self.mode, self._audience, self._session)
 
     def _fetch(self) -> tuple[str, float]:
         import google.auth.exceptions
@@ -221,12 +210,10 @@ class AirflowJwtAuth(_CachedBearer):
 
 
 def _jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim, read without verifying (the server verifies; we only need to know when to renew)."""
+    """The ``exp`` claim (we only need to know when to renew; the server verifies)."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        return float(jwt_claims(token)["exp"])
+    except (KeyError, ValueError, TypeError):
         return None
 
 
@@ -243,3 +230,60 @@ def make_auth(settings: Settings, token_session_factory: Callable[[], requests.S
             settings.airflow_uri, settings.username, settings.password, token_session_factory(), settings.timeout_s
         )
     return GoogleAuth(settings.auth, settings.audience, token_session_factory())
+
+
+# -- Google credentials and JWTs, shared by GoogleAuth and `check` (which names the account without a token).
+
+
+def google_credentials(mode: str, audience: str, session: requests.Session) -> Any:
+    """The function's Google credentials for AIRFLOW_AUTH=google (access tokens) or id-token (ID tokens for
+    ``audience``), not refreshed yet. Raises google.auth.exceptions.GoogleAuthError when there are none."""
+    import google.auth
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    if mode == "id-token":
+        request = google.auth.transport.requests.Request(session=session)
+        return google.oauth2.id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
+            audience, request=request
+        )
+    credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    return credentials
+
+
+def is_user_credentials(credentials: Any) -> bool:
+    """A person's own login (gcloud auth application-default login), not a service account."""
+    return type(credentials).__module__ == "google.oauth2.credentials"
+
+
+def account_email(credentials: Any, request: Any) -> str | None:
+    """The account behind refreshed credentials: their own attribute, the ID token's claim, or the metadata server."""
+    for attribute in ("service_account_email", "signer_email", "account"):
+        value = getattr(credentials, attribute, None)
+        if isinstance(value, str) and "@" in value:
+            return value
+    email = jwt_claims(getattr(credentials, "token", None)).get("email")
+    if isinstance(email, str):
+        return email
+    if type(credentials).__module__.startswith("google.auth.compute_engine"):
+        try:
+            from google.auth.compute_engine import _metadata
+
+            info = _metadata.get_service_account_info(request)  # type: ignore[no-untyped-call]
+            return str(info["email"]) if isinstance(info, dict) and info.get("email") else None
+        except Exception:
+            return None
+    return None
+
+
+def jwt_claims(token: Any) -> dict[str, Any]:
+    """Claims of a JWT read without verifying (google-auth's decoder); {} for anything else (opaque tokens)."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return {}
+    from google.auth import jwt
+
+    try:
+        claims = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -196,7 +196,7 @@ def fetch_id_token(audience: str, timeout_s: float) -> str:
     import google.auth.transport.requests
     import google.oauth2.id_token
 
-    from .check import BoundedSession
+    from .airflow import BoundedSession
 
     request = google.auth.transport.requests.Request(session=BoundedSession(timeout_s))
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dagtrigger.check import Report, Status, Symptom, run_check
+from dagtrigger.check import CheckReport, Status, Symptom, run_check
 from devtools.localairflow import AirflowServer
 from tests.support.function_env import function_env
 
@@ -27,7 +27,7 @@ def run_counts(airflow: AirflowServer, *dag_ids: str) -> dict[str, int]:
     return {dag_id: len(airflow.list_runs(dag_id)) for dag_id in dag_ids}
 
 
-def statuses(report: Report) -> dict[str, Status]:
+def statuses(report: CheckReport) -> dict[str, Status]:
     return {step.name: step.status for step in report.steps}
 
 

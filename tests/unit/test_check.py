@@ -26,8 +26,8 @@ from dagtrigger.check import (
     FIXES,
     PROBE_BODY,
     PROBE_MARKER,
+    CheckReport,
     Facts,
-    Report,
     Status,
     Step,
     Symptom,
@@ -81,7 +81,7 @@ def env(url: str, **extra: str) -> dict[str, str]:
     return {"AIRFLOW_URI": url, "DAG_ID": "example_dag", "AIRFLOW_AUTH": "none", **extra}
 
 
-def by_name(report: Report) -> dict[str, Step]:
+def by_name(report: CheckReport) -> dict[str, Step]:
     return {step.name: step for step in report.steps}
 
 
@@ -227,12 +227,12 @@ def test_report_exit_code_and_rendering() -> None:
     ok = Step("reachable", Status.OK, "answered")
     warn = Step("DAG 'd' is unpaused", Status.WARN, "paused", "unpause it", Symptom.DAG_PAUSED)
     fail = Step("may trigger 'd'", Status.FAIL, "403", "grant Op", Symptom.NO_TRIGGER_PERMISSION)
-    assert Report((ok, warn)).exit_code == 0
-    assert Report((ok, warn, fail)).exit_code == 1
-    text = Report((ok, warn, fail)).render()
+    assert CheckReport((ok, warn)).exit_code == 0
+    assert CheckReport((ok, warn, fail)).exit_code == 1
+    text = CheckReport((ok, warn, fail)).render()
     assert "✓ reachable: answered" in text and "⚠ DAG 'd' is unpaused" in text and "✗ may trigger 'd'" in text
     assert "    fix: grant Op" in text
-    as_json = Report((ok, fail)).as_json()
+    as_json = CheckReport((ok, fail)).as_json()
     assert as_json["ok"] is False and as_json["steps"][1]["symptom"] == "no-trigger-permission"
 
 
