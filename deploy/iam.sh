@@ -18,7 +18,8 @@ usage() {
   cat <<'EOF'
 Usage: deploy/iam.sh --project ID --trigger storage|pubsub|http [--phase pre|post|all]
          [--service-account SA] [--trigger-service-account SA] [--invoker MEMBER]...
-         [--secret NAME]... [--region REGION --name NAME] [--legacy-pubsub-agent]
+         [--secret NAME]... [--dead-letter-uri gs://B/P] [--manifest-bucket B]...
+         [--composer-project ID] [--region REGION --name NAME] [--legacy-pubsub-agent]
          [--enable-apis] [--dry-run]
 
 Grants (and why):
@@ -33,7 +34,10 @@ Grants (and why):
                                  service-agent), on the project (storage): Cloud Storage
                                  publishes its object events through Pub/Sub
   roles/secretmanager.secretAccessor
-                                 SA, on each --secret: read AIRFLOW_PASSWORD/AIRFLOW_TOKEN
+                                 SA, on each --secret: read the secrets the deploy maps
+  roles/storage.objectUser       SA, on the --dead-letter-uri bucket: read, create and
+                                 replace dead-letter records
+  roles/storage.objectViewer     SA, on each --manifest-bucket: read manifests
   roles/iam.serviceAccountTokenCreator
                                  Pub/Sub service agent, on the project, only with
                                  --legacy-pubsub-agent (projects that enabled Pub/Sub on
@@ -52,6 +56,8 @@ Options:
                            serviceAccount:push@PROJECT.iam.gserviceaccount.com
   --secret NAME            Secret Manager secret the function reads (repeatable):
                            NAME, NAME:VERSION or projects/P/secrets/NAME
+  --dead-letter-uri URI    gs://BUCKET[/PREFIX] (DEAD_LETTER_URI): objectUser on BUCKET
+  --manifest-bucket B      a bucket routes read manifests from (repeatable): objectViewer
   --legacy-pubsub-agent    also grant the Pub/Sub service agent Token Creator
   --enable-apis            first enable the APIs the deployment uses (Cloud Functions,
                            Cloud Run, Cloud Build, Artifact Registry, Composer, IAM, and
@@ -69,6 +75,8 @@ SA_EMAIL=""
 TRIGGER_SA_EMAIL=""
 INVOKERS=()
 SECRETS=()
+DEAD_LETTER_BUCKET=""
+MANIFEST_BUCKETS=()
 LEGACY_PUBSUB_AGENT=0
 ENABLE_APIS=0
 
@@ -79,13 +87,22 @@ dt_script_option() {
     --phase) PHASE=$2 ;;
     --invoker) INVOKERS+=("$2") ;;
     --secret) SECRETS+=("$2") ;;
+    --dead-letter-uri)
+      dt_check_regex "$2" '^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/.*)?$' --dead-letter-uri "gs://BUCKET[/PREFIX]"
+      DEAD_LETTER_BUCKET=${2#gs://}
+      DEAD_LETTER_BUCKET=${DEAD_LETTER_BUCKET%%/*}
+      ;;
+    --manifest-bucket)
+      dt_check_regex "${2#gs://}" '^[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9]$' --manifest-bucket "a bucket name (gs:// optional)"
+      MANIFEST_BUCKETS+=("${2#gs://}")
+      ;;
     --legacy-pubsub-agent) LEGACY_PUBSUB_AGENT=1 ;;
     --enable-apis) ENABLE_APIS=1 ;;
   esac
 }
 
 dt_use_options common event
-dt_add_options "--trigger --phase --invoker --secret --composer-project" "--legacy-pubsub-agent --enable-apis"
+dt_add_options "--trigger --phase --invoker --secret --composer-project --dead-letter-uri --manifest-bucket" "--legacy-pubsub-agent --enable-apis"
 dt_parse_args "$@"
 
 dt_check_project
@@ -136,6 +153,12 @@ dt_require_gcloud
 # conditional ones (gcloud would prompt).
 project_role() {
   dt_run gcloud projects add-iam-policy-binding "${3:-$DT_PROJECT}" --member="$1" --role="$2" --condition=None --format=none
+}
+
+# bucket_role BUCKET ROLE — the function's service account gets ROLE on one bucket.
+bucket_role() {
+  dt_run gcloud storage buckets add-iam-policy-binding "gs://$1" --member="serviceAccount:$SA_EMAIL" --role="$2" \
+    --format=none
 }
 
 # ensure_service_account EMAIL DISPLAY_NAME — create a user-managed service account unless
@@ -200,6 +223,14 @@ pre_phase() {
     project_role "serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com" \
       roles/iam.serviceAccountTokenCreator
   fi
+
+  # Buckets: bucket-level bindings only, never storage roles on the project.
+  # objectUser: a dead-letter record is read, then replaced (get, create, delete).
+  [[ -z $DEAD_LETTER_BUCKET ]] || bucket_role "$DEAD_LETTER_BUCKET" roles/storage.objectUser
+  local bucket
+  for bucket in "${MANIFEST_BUCKETS[@]}"; do
+    bucket_role "$bucket" roles/storage.objectViewer
+  done
 
   local i
   for i in "${!secret_ids[@]}"; do

@@ -68,6 +68,22 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
   member    = "serviceAccount:${local.service_account_email}"
 }
 
+# Buckets: bucket-level bindings only (as deploy/iam.sh --dead-letter-uri / --manifest-bucket).
+# objectUser: a dead-letter record is read, then replaced (get, create, delete).
+resource "google_storage_bucket_iam_member" "dead_letters" {
+  count  = var.dead_letter_uri != "" ? 1 : 0
+  bucket = split("/", trimprefix(var.dead_letter_uri, "gs://"))[0]
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${local.service_account_email}"
+}
+
+resource "google_storage_bucket_iam_member" "manifests" {
+  for_each = toset([for b in var.manifest_buckets : trimprefix(b, "gs://")])
+  bucket   = each.value
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${local.service_account_email}"
+}
+
 # 2nd gen functions are Cloud Run services of the same name: invoking needs roles/run.invoker.
 resource "google_cloud_run_service_iam_member" "trigger_invoker" {
   count    = local.is_event ? 1 : 0

@@ -158,6 +158,12 @@ variable "dead_letter_uri" {
   }
 }
 
+variable "manifest_buckets" {
+  description = "Buckets the routes read manifests from: the function gets roles/storage.objectViewer on each."
+  type        = list(string)
+  default     = []
+}
+
 variable "extra_env" {
   description = "Other plain environment variables (LOG_LEVEL, STORAGE_EVENT_TYPES, ...). Never secrets."
   type        = map(string)

@@ -270,3 +270,55 @@ def test_remove_role_needs_add_role(run_script: ScriptRunner) -> None:
     result = run_script("register-airflow-user.sh", *COMPOSER, "--remove-role", "Op")
     assert result.returncode == 2
     assert "--remove-role works with --add-role only" in result.stderr
+
+
+# ----------------------------------------------------------------------------- bucket-level grants
+
+
+def _bucket_bindings(result: Result) -> list[tuple[str, str, str]]:
+    out = []
+    for cmd in result.commands:
+        if cmd[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]:
+            f = flags(cmd)
+            out.append((cmd[4], f["--member"][0], f["--role"][0]))
+    return out
+
+
+def test_dead_letters_and_manifests_get_bucket_level_roles(run_script: ScriptRunner) -> None:
+    result = run_script(
+        "iam.sh", *PROJECT, "--trigger", "storage", "--dead-letter-uri", "gs://my-proj-dagtrigger/dead-letters",
+        "--manifest-bucket", "exports", "--manifest-bucket", "gs://partner-drop",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    member = f"serviceAccount:{SA}"
+    assert _bucket_bindings(result) == [
+        ("gs://my-proj-dagtrigger", member, "roles/storage.objectUser"),
+        ("gs://exports", member, "roles/storage.objectViewer"),
+        ("gs://partner-drop", member, "roles/storage.objectViewer"),
+    ]
+    assert not [b for b in _bindings(result) if b[2].startswith("roles/storage.")], "never project-wide"
+
+
+def test_no_bucket_roles_unless_asked(run_script: ScriptRunner) -> None:
+    assert _bucket_bindings(run_script("iam.sh", *PROJECT, "--trigger", "http")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dead-letter-uri", "s3://b/p"], "invalid --dead-letter-uri"),
+        (["--manifest-bucket", "Bad_Bucket!"], "invalid --manifest-bucket"),
+    ],
+)
+def test_bad_bucket_options_exit_2(run_script: ScriptRunner, args: list[str], message: str) -> None:
+    result = run_script("iam.sh", *PROJECT, "--trigger", "storage", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_terraform_grants_the_same_bucket_roles() -> None:
+    iam = (DEPLOY_DIR / "terraform" / "iam.tf").read_text(encoding="utf-8")
+    assert 'resource "google_storage_bucket_iam_member" "dead_letters"' in iam
+    assert 'resource "google_storage_bucket_iam_member" "manifests"' in iam
+    assert '"roles/storage.objectUser"' in iam and '"roles/storage.objectViewer"' in iam
+    assert 'variable "manifest_buckets"' in (DEPLOY_DIR / "terraform" / "variables.tf").read_text(encoding="utf-8")

@@ -186,6 +186,8 @@ def test_iam_matches_iam_sh() -> None:
         "roles/iam.serviceAccountTokenCreator",
         "roles/secretmanager.secretAccessor",
         "roles/run.invoker",
+        "roles/storage.objectUser",
+        "roles/storage.objectViewer",
     }
     iam_sh = (DEPLOY_DIR / "iam.sh").read_text(encoding="utf-8") + (DEPLOY_DIR / "lib.sh").read_text(encoding="utf-8")
     for role in roles:
