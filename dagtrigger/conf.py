@@ -21,6 +21,7 @@ RUN_ID_MAX = 250
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _HASH_CHARS = 12
+_PROJECT = re.compile(r"(?:^|/)projects/([^/]+)/")
 
 
 def _readable(text: str, limit: int, keep_tail: bool = False) -> str:
@@ -59,16 +60,24 @@ def run_id_for(event: Event, salt: str | None = None) -> str:
         parts = [(obj.bucket, 63, False), (obj.name, 120, True), (generation, 24, False)]
         return _compose(f"gcs_{action}", parts, digest)
     if event.kind is Kind.PUBSUB and event.message is not None:
+        # One message, one run, whatever the transport: Eventarc names the topic and a push subscription only
+        # itself, but both carry the project and the message id (which Pub/Sub keeps across redeliveries).
         msg = event.message
-        where = msg.topic or (msg.subscription or "").rpartition("/")[2] or "pubsub"
-        digest = _digest("pubsub", where, msg.message_id)
-        return _compose("pubsub", [(where, 80, False), (msg.message_id, 100, False)], digest)
+        project = _project(event.source) or _project(msg.subscription) or "pubsub"
+        digest = _digest("pubsub", project, msg.message_id)
+        return _compose("pubsub", [(project, 80, False), (msg.message_id, 100, False)], digest)
     if event.kind is Kind.WEBHOOK and event.webhook is not None:
         hook = event.webhook
         key = hook.idempotency_key
         digest = _digest("webhook", hook.path, key or hook.body_sha256)
         return _compose("webhook", [(key or "body", 120, False)], digest)
     return _compose("event", [(event.type, 80, False), (event.id, 100, False)], _digest(event.type, event.id))
+
+
+def _project(name: str | None) -> str | None:
+    """The project of ``//pubsub.googleapis.com/projects/P/topics/T`` or ``projects/P/subscriptions/S``."""
+    match = _PROJECT.search(name or "")
+    return match.group(1) if match else None
 
 
 def _salted(run_id: str, salt: str) -> str:

@@ -75,7 +75,7 @@ def test_pubsub_event_creates_a_run_with_the_message_as_conf(
     (run,) = runs_where(airflow, lambda conf: conf.get("table") == table)
     event = run["conf"]["_event"]
     assert event["attributes"] == {"origin": "send"} and event["topic"] == "landing-files"
-    assert run["dag_run_id"].startswith("pubsub__landing-files__")
+    assert run["dag_run_id"].startswith("pubsub__example-project__")
 
 
 def test_signed_webhook_from_the_command_line_creates_a_run(

@@ -84,7 +84,7 @@ def test_pubsub_text_binary_and_non_object_json() -> None:
 def test_pubsub_run_id_follows_the_message_id() -> None:
     assert run_id_for(pubsub_event(b"a")) == run_id_for(pubsub_event(b"b"))
     assert run_id_for(pubsub_event(b"a", "1")) != run_id_for(pubsub_event(b"a", "2"))
-    assert run_id_for(pubsub_event(b"a")).startswith("pubsub__orders__11223344556677__")
+    assert run_id_for(pubsub_event(b"a")).startswith("pubsub__example-project__11223344556677__")
 
 
 def test_webhook_run_id_uses_the_key_or_the_body() -> None:
