@@ -1,33 +1,44 @@
 """Cloud Run function entry points: unwrap the request, run the pipeline, map the outcome to HTTP.
 
 ``trigger_event`` — CloudEvents from Eventarc (Cloud Storage object events, Pub/Sub messages).
-``trigger_http``  — webhooks (a JSON object becomes the conf) and Pub/Sub push subscriptions.
-Configuration is read and validated here, at import, so a bad setting stops the deployment from starting.
+``trigger_http``  — signed webhooks (a JSON object becomes the conf).
+``trigger_push``  — Pub/Sub push subscriptions, authenticated by the subscription's OIDC token.
+The entry point decides the event kind, never the body's shape. Configuration is read and validated here, at import,
+so a bad setting stops the deployment from starting.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 import flask
 import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import deadletter, events, signature
+from dagtrigger import deadletter, events, sender_auth
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline, Report
+from dagtrigger.redaction import redact
 
 PIPELINE = Pipeline.from_env()
+_TARGET = os.environ.get("FUNCTION_TARGET", "")
+if _TARGET == "trigger_http":
+    sender_auth.check_webhook_config(PIPELINE.settings, PIPELINE.rules)
+PUSH = sender_auth.PushVerifier(PIPELINE.settings) if _TARGET == "trigger_push" else None
 
 # Webhook callers wait for the answer, so they get the precise status; event transports only need ack or not.
 WEBHOOK_STATUS = {Kind.DONE: 200, Kind.DUPLICATE: 200, Kind.IGNORED: 200, Kind.RETRY: 503, Kind.FAILED: 502}
 
 
 def _json(status: int, body: dict[str, Any]) -> flask.Response:
-    return flask.Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    """Every answer passes through the one redaction, like the logs and the dead letters."""
+    text = redact(json.dumps(body, ensure_ascii=False))
+    return flask.Response(text, status=status, mimetype="application/json")
 
 
 def _reject(error: BadEvent) -> NoReturn:
@@ -59,10 +70,22 @@ def _rejected_before_us(error: Exception) -> Any:
 functions_framework.errorhandler(Exception)(_rejected_before_us)
 
 
+def _attributes(cloud_event: CloudEvent) -> dict[str, Any]:
+    """CloudEvent attributes; in binary mode the HTTP binding percent-encodes ``ce-*`` header values (the SDK does
+    not decode them), so a non-ASCII subject reads as the object name again."""
+    attributes = dict(cloud_event.get_attributes())
+    if "ce-id" in flask.request.headers:
+        attributes = {k: unquote(v, errors="strict") if isinstance(v, str) else v for k, v in attributes.items()}
+    return attributes
+
+
 @functions_framework.cloud_event
 def trigger_event(cloud_event: CloudEvent) -> None:
     flask.g.setdefault(_ENTERED, True)
-    attributes = cloud_event.get_attributes()
+    try:
+        attributes = _attributes(cloud_event)
+    except UnicodeDecodeError:
+        _reject(BadEvent("a ce-* header is not percent-encoded UTF-8"))
     try:
         event = events.from_cloud_event(attributes, cloud_event.data)
         report = PIPELINE.handle(event, deadletter.received_cloud_event(attributes, cloud_event.data))
@@ -89,36 +112,38 @@ def _answer(report: Report, status: int) -> flask.Response:
 
 def _webhook_status(report: Report) -> int:
     """Airflow's refusal is a 502 for the caller; a conf we would not even send is the caller's 422."""
-    if report.kind is Kind.FAILED and all(r.outcome.status is None for r in report.results):
+    if report.kind is Kind.FAILED and all(r.outcome.sender_fault for r in report.results):
         return 422
     return WEBHOOK_STATUS[report.kind]
 
 
-def _check_signature(request: flask.Request, body: bytes, push: bool) -> None:
-    settings = PIPELINE.settings
-    if settings.webhook_secret and not (push and settings.allow_unsigned_push):
-        signature.verify(
-            settings.webhook_secret, request.headers.get(signature.HEADER), body, settings.webhook_tolerance_s
-        )
-
-
 @functions_framework.http
 def trigger_http(request: flask.Request) -> flask.Response:
+    """Webhooks only: the signature is checked on the raw request before the body is parsed."""
     flask.g.setdefault(_ENTERED, True)
     try:
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
-        try:
-            parsed = json.loads(body) if body.strip() else None
-        except ValueError:
-            parsed = None
-        push = isinstance(parsed, dict) and events.is_push_envelope(parsed)
-        _check_signature(request, body, push)
-        if isinstance(parsed, dict) and push:
-            report = PIPELINE.handle(events.from_push_envelope(parsed), deadletter.received_push(parsed))
-            return _answer(report, 200 if report.acknowledged else 503)
         headers = dict(request.headers)
-        event = events.from_webhook(body, headers, request.path)
+        signed = sender_auth.signed_request(request.method, request.path, request.query_string, headers, body)
+        routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers)
+        event = events.from_webhook(body, headers, request.path, routes)
         report = PIPELINE.handle(event, deadletter.received_webhook(body, headers, request.path))
     except BadEvent as error:
         _reject(error)
-    return _answer(report, _webhook_status(report))
+    return _json(_webhook_status(report), report.public_json())
+
+
+@functions_framework.http
+def trigger_push(request: flask.Request) -> flask.Response:
+    """Pub/Sub push subscriptions: the OIDC token is verified before the body is parsed; a 2xx acknowledges."""
+    flask.g.setdefault(_ENTERED, True)
+    assert PUSH is not None, "trigger_push is only served when FUNCTION_TARGET=trigger_push"
+    try:
+        PUSH.verify(request.headers.get("Authorization"))
+        body = _read_body(request, PIPELINE.settings.max_body_bytes)
+        event = events.from_push_envelope(body)
+        envelope = json.loads(body)  # already parsed strictly above; the dead letter keeps it whole
+        report = PIPELINE.handle(event, deadletter.received_push(envelope))
+    except BadEvent as error:
+        _reject(error)
+    return _answer(report, 200 if report.acknowledged else 503)

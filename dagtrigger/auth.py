@@ -191,9 +191,16 @@ class AirflowJwtAuth(_CachedBearer):
                 self._url,
                 json={"username": self._username, "password": self._password},
                 timeout=self._timeout_s,
+                allow_redirects=False,  # the password must never reach whatever address a redirect names
             )
         except requests.RequestException as exc:
             raise CredentialsUnavailable(f"could not reach {self._url} for a JWT ({type(exc).__name__})") from None
+        if reply.is_redirect or 300 <= reply.status_code < 400:
+            raise CredentialsUnavailable(
+                f"{self._url} answered {reply.status_code} (a redirect), which is not followed with the password: "
+                "set AIRFLOW_URI to the final address of the Airflow API server",
+                transient=False,
+            )
         if reply.status_code not in (200, 201):
             raise CredentialsUnavailable(
                 f"{self._url} answered {reply.status_code} for user {self._username!r}: check AIRFLOW_USERNAME and "

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .deadletter import redact
 from .exceptions import DagtriggerError
+from .redaction import redact
 
 
 class MemberWriteError(DagtriggerError, RuntimeError):

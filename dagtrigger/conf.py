@@ -13,12 +13,13 @@ import json
 import re
 from typing import Any
 
-from .events import Event, Kind
+from .events import Event, Kind, parse_json
+from .exceptions import BadEvent
 
 RESERVED_KEY = "_event"
 RUN_ID_MAX = 250
 # Airflow accepts ^[A-Za-z0-9_.~:+-]+$; we emit a stricter subset that both majors and URLs handle plainly.
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")  # always fullmatch: `$` would accept a trailing newline
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _HASH_CHARS = 12
 _PROJECT = re.compile(r"(?:^|/)projects/([^/]+)/")
@@ -69,7 +70,8 @@ def run_id_for(event: Event, salt: str | None = None) -> str:
     if event.kind is Kind.WEBHOOK and event.webhook is not None:
         hook = event.webhook
         key = hook.idempotency_key
-        digest = _digest("webhook", hook.path, key or hook.body_sha256)
+        # Not the path: it is not signed by every scheme, and one key names one operation whatever URL carried it.
+        digest = _digest("webhook", key or hook.body_sha256)
         return _compose("webhook", [(key or "body", 120, False)], digest)
     return _compose("event", [(event.type, 80, False), (event.id, 100, False)], _digest(event.type, event.id))
 
@@ -118,8 +120,8 @@ def _message_payload(data: bytes | None) -> dict[str, Any]:
     except UnicodeDecodeError:
         return {"data_base64": base64.b64encode(data).decode("ascii")}
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = parse_json(text, "message data")
+    except BadEvent:  # not JSON, or JSON Airflow cannot take (NaN, 1e999): the text itself
         return {"data_text": text}
     if isinstance(value, dict):
         return value
@@ -142,8 +144,8 @@ def build_conf(event: Event) -> dict[str, Any]:
 
 
 def conf_size(conf: dict[str, Any]) -> int:
-    """Bytes of the conf as it goes on the wire (UTF-8 JSON)."""
-    return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    """Bytes of the conf as it goes on the wire (UTF-8 JSON). ValueError if it is not JSON (NaN, Infinity)."""
+    return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
 def _message_value(data: bytes | None) -> Any:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .exceptions import BadEvent
+from .settings import is_dag_id
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 WEBHOOK_TYPE = "dagtrigger.webhook.v1.received"
@@ -37,8 +38,9 @@ NOTIFICATION_TYPES: Mapping[str, str] = {
     "OBJECT_ARCHIVE": "google.cloud.storage.object.v1.archived",
     "OBJECT_METADATA_UPDATE": "google.cloud.storage.object.v1.metadataUpdated",
 }
-DAG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
-IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
+# The first one present is the key. webhook-id comes first: Standard Webhooks sign it, so it cannot be swapped.
+IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
+MAX_JSON_DEPTH = 64
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
 
@@ -76,6 +78,9 @@ class Webhook:
     body_sha256: str
     path: str
     requested_dag: str | None = None  # from a /dags/<dag_id> path; allowed only if a route lists it
+    # Routes the sender proved it may use (the routes whose secret verified the signature); None: any route
+    # (WEBHOOK_AUTH=cloud-run-iam, where Cloud Run's IAM check has authenticated the caller).
+    authenticated_routes: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,68 @@ def _text(value: Any, what: str, required: bool = True) -> str | None:
     return text
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} overflows")
+    return value
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of arrays/objects outside strings, counted without recursion (json recurses per level)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """Strict JSON: UTF-8, nesting ≤ MAX_JSON_DEPTH, no NaN/Infinity, no number that overflows a float.
+
+    Python's json accepts NaN and 1e999 (which Airflow's JSON then refuses, so the event would be retried forever)
+    and recurses once per nesting level; all of these are the sender's mistake: BadEvent(400), never a retry."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if _depth(text) > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadEvent(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+
+
+def check_json_value(data: Any, what: str) -> None:
+    """Data parsed by someone else (the CloudEvents SDK) must still be JSON Airflow can take."""
+    try:
+        json.dumps(data, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise BadEvent(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+
+
 def _json_object(data: Any, what: str) -> Mapping[str, Any]:
     if isinstance(data, (bytes, bytearray)):
-        try:
-            data = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadEvent(f"{what} is not valid JSON: {exc}") from None
+        data = parse_json(bytes(data), what)
+    else:
+        check_json_value(data, what)
     if not isinstance(data, Mapping):
         raise BadEvent(f"{what} must be a JSON object, got {type(data).__name__}")
     return data
@@ -215,9 +276,9 @@ def _storage_notification(message: PubSubMessage) -> Event | None:
     resource: Mapping[str, Any] = {}
     if message.data and attrs.get("payloadFormat", "JSON_API_V1") == "JSON_API_V1":
         try:
-            parsed = json.loads(message.data)
+            parsed = parse_json(message.data, "notification payload")
             resource = parsed if isinstance(parsed, dict) else {}
-        except ValueError:
+        except BadEvent:
             resource = {}
     resource = {
         **resource,
@@ -238,12 +299,12 @@ def _storage_notification(message: PubSubMessage) -> Event | None:
     )
 
 
-def is_push_envelope(body: Any) -> bool:
-    return isinstance(body, Mapping) and isinstance(body.get("message"), Mapping) and "subscription" in body
+def from_push_envelope(raw_body: bytes | Mapping[str, Any]) -> Event:
+    """A Pub/Sub push subscription's POST body: ``{"message": {...}, "subscription": "projects/…"}``.
 
-
-def from_push_envelope(body: Mapping[str, Any]) -> Event:
-    """A Pub/Sub push subscription's POST body: ``{"message": {...}, "subscription": "projects/…"}``."""
+    Only for the push entry point, after the subscription's OIDC token was verified: the transport decides the
+    event kind, never the body's shape."""
+    body = _json_object(raw_body, "Pub/Sub push body")
     message = _pubsub_message(body, topic=None, fallback_id=None)
     notification = _storage_notification(message)
     if notification is not None:
@@ -258,20 +319,37 @@ def from_push_envelope(body: Mapping[str, Any]) -> Event:
     )
 
 
-def from_webhook(raw_body: bytes, headers: Mapping[str, str], path: str) -> Event:
-    """A JSON object body becomes the event; an idempotency header (or the body's hash) identifies it."""
-    body = _json_object(raw_body, "request body")
-    digest = hashlib.sha256(raw_body).hexdigest()
+def idempotency_key(headers: Mapping[str, str]) -> str | None:
+    """The sender's idempotency key: the first of IDEMPOTENCY_HEADERS present (signatures cover this value)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     key = next((lowered[h.lower()] for h in IDEMPOTENCY_HEADERS if lowered.get(h.lower())), None)
-    key = _text(key, "Idempotency-Key", required=False)
+    return _text(key, "Idempotency-Key", required=False)
+
+
+def from_webhook(
+    raw_body: bytes,
+    headers: Mapping[str, str],
+    path: str,
+    authenticated_routes: frozenset[str] | None = None,
+) -> Event:
+    """A JSON object body becomes the event; an idempotency header (or the body's hash) identifies it.
+
+    Never a Pub/Sub or storage event, whatever the body looks like: a webhook sender cannot speak for Google."""
+    body = _json_object(raw_body, "request body")
+    digest = hashlib.sha256(raw_body).hexdigest()
+    key = idempotency_key(headers)
     return Event(
         kind=Kind.WEBHOOK,
         id=key or f"sha256:{digest}",
         type=WEBHOOK_TYPE,
         source=path or "/",
         webhook=Webhook(
-            body=body, idempotency_key=key, body_sha256=digest, path=path or "/", requested_dag=requested_dag(path)
+            body=body,
+            idempotency_key=key,
+            body_sha256=digest,
+            path=path or "/",
+            requested_dag=requested_dag(path),
+            authenticated_routes=authenticated_routes,
         ),
     )
 
@@ -282,6 +360,6 @@ def requested_dag(path: str) -> str | None:
     if len(parts) < 2 or parts[-2] != "dags":
         return None
     dag_id = unquote(parts[-1])
-    if not DAG_ID_PATTERN.match(dag_id):
+    if not is_dag_id(dag_id):
         raise BadEvent(f"no such DAG {dag_id[:100]!r}", 404)
     return dag_id

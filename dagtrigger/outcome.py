@@ -31,6 +31,7 @@ class Outcome:
     kind: Kind
     reason: str
     status: int | None = None  # Airflow's HTTP status, when there was one
+    sender_fault: bool = False  # the event itself cannot make a valid run (a webhook caller gets 422)
 
 
 # status → (kind, what it means [its key in docs/troubleshooting.md, where the fix is written once]). Statuses not
@@ -57,9 +58,11 @@ def classify(status: int) -> Outcome:
         kind, reason = STATUS_TABLE[status]
         return Outcome(kind, reason, status)
     if 300 <= status < 400:
+        # Never followed (the credential would go along) and never retried (a redirect does not go away by itself).
         return Outcome(
-            Kind.RETRY,
-            "Airflow redirected (usually to a login page): check AIRFLOW_URI and AIRFLOW_AUTH [airflow-redirect]",
+            Kind.FAILED,
+            "Airflow answered with a redirect, which is never followed with credentials: set AIRFLOW_URI to the final "
+            "address [airflow-redirect]",
             status,
         )
     if status >= 500:

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import requests
-
 from . import logs
-from .airflow import AirflowClient, TriggerCall, make_session
+from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_session
 from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
@@ -34,6 +32,7 @@ from .exceptions import (
 )
 from .manifest import read_manifest
 from .outcome import SEVERITY, Kind, Outcome, classify, combine
+from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
 from .rules import Match, Route, Rules, load_rules, single_route
@@ -51,6 +50,15 @@ def event_age_s(event: Event, now: datetime | None = None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return ((now or datetime.now(UTC)) - moment).total_seconds()
+
+
+PUBLIC_REASONS = {
+    Kind.DONE: "DAG run created",
+    Kind.DUPLICATE: "already triggered: this request's run exists",
+    Kind.IGNORED: "no route takes this request",
+    Kind.RETRY: "Airflow cannot take the run now: send the same request again later",
+    Kind.FAILED: "the run could not be created; the operator has the reason",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,18 @@ class Report:
     @property
     def acknowledged(self) -> bool:
         return self.kind is not Kind.RETRY
+
+    def public_json(self) -> dict[str, Any]:
+        """What a webhook caller may see: outcomes and run ids; never Airflow's words, addresses or identities
+        (those go to the logs and dead letters, redacted)."""
+        return {
+            "outcome": self.kind.value,
+            "event_id": self.event.id,
+            "reason": PUBLIC_REASONS[self.kind],
+            "runs": [
+                {"dag_id": r.target.dag_id, "run_id": r.run_id, "outcome": r.outcome.kind.value} for r in self.results
+            ],
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -116,11 +136,16 @@ class Pipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
+        cls,
+        settings: Settings,
+        log_stream: TextIO | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        env: Mapping[str, str] | None = None,
     ) -> Pipeline:
-        """``clock`` paces the Airflow retries (tests pass a fake one)."""
+        """``clock`` paces the Airflow retries (tests pass a fake one); ``env`` holds the route secrets named in
+        ROUTES_FILE (default: the process environment)."""
         logger = logs.configure(settings.log_level, settings.secrets(), log_stream)
-        auth = make_auth(settings, requests.Session)
+        auth = make_auth(settings, no_redirect_session)
         client = AirflowClient(
             settings.airflow_uri,
             auth,
@@ -131,7 +156,7 @@ class Pipeline:
             max_in_flight=settings.max_in_flight,
         )
         if settings.routes_file:
-            rules = load_rules(settings.routes_file)
+            rules = load_rules(settings.routes_file, env)
         else:
             assert settings.dag_id is not None
             rules = single_route(settings.dag_id, settings.storage_actions)
@@ -143,7 +168,8 @@ class Pipeline:
         cls, env: Mapping[str, str] | None = None, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
     ) -> Pipeline:
         """Read and validate the configuration now, so a bad setting stops the process at start-up."""
-        return cls.from_settings(settings_from_env(os.environ if env is None else env), log_stream, clock)
+        env = os.environ if env is None else env
+        return cls.from_settings(settings_from_env(env), log_stream, clock, env)
 
     def handle(self, event: Event, received: Received | None = None) -> Report:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (from ``received``).
@@ -169,15 +195,21 @@ class Pipeline:
             manifest = self._manifest(event, target)
             rendered = render(event, target.route, manifest)
         except TemplateError as exc:
-            outcome = Outcome(Kind.FAILED, f"conf could not be built: {exc}")
+            outcome = Outcome(Kind.FAILED, f"conf could not be built: {exc}", sender_fault=True)
         except ManifestError as exc:
             outcome = Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc))
         else:
             run_id = run_id_override or rendered.run_id
-            size = conf_size(rendered.conf)
-            if size > self.settings.max_conf_bytes:
+            try:
+                size = conf_size(rendered.conf)
+            except ValueError as exc:  # NaN / Infinity: Airflow's JSON cannot carry it, so retrying cannot help
+                size, outcome = -1, Outcome(Kind.FAILED, f"conf is not valid JSON ({exc}); not sent", sender_fault=True)
+            if size < 0:
+                pass
+            elif size > self.settings.max_conf_bytes:
                 limit = self.settings.max_conf_bytes
-                outcome = Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent")
+                reason = f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent"
+                outcome = Outcome(Kind.FAILED, reason, sender_fault=True)
             else:
                 outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
         if run_id is None:
@@ -222,7 +254,7 @@ class Pipeline:
                 dag_id=result.target.dag_id,
                 route=result.target.name,
                 run_id=result.run_id,
-                reason=outcome.reason,
+                reason=redact(outcome.reason),
                 status=outcome.status,
             )
             try:
@@ -257,7 +289,7 @@ class Pipeline:
         except AirflowUnreachable as exc:
             return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
         except CredentialsUnavailable as exc:
-            return Outcome(Kind.RETRY, f"no credentials: {exc}")
+            return Outcome(Kind.RETRY if exc.transient else Kind.FAILED, f"no credentials: {exc}")
         outcome = classify(reply.status)
         if outcome.kind in (Kind.DONE, Kind.DUPLICATE):
             return outcome

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import Event, Kind
+from .events import Event, Kind, parse_json
+from .exceptions import BadEvent
 from .rules import Match, Route, Rules, TextMatch
 
 
@@ -46,7 +47,7 @@ def _ignored(event: Event, rules: Rules) -> str | None:
     if rules.ignore.placeholders and name.endswith("/"):
         return f"{name!r} is a folder placeholder (ends with '/')"
     for pattern in rules.ignore.temporary:
-        if pattern.match(name):
+        if pattern.fullmatch(name):
             return f"{name!r} is a temporary upload name"
     metadata = event.storage.resource.get("metadata")
     if isinstance(metadata, Mapping):
@@ -77,8 +78,8 @@ def json_body(event: Event) -> Any:
         return event.webhook.body
     if event.message is not None and event.message.data is not None:
         try:
-            return json.loads(event.message.data)
-        except ValueError:
+            return parse_json(event.message.data, "message data")
+        except BadEvent:
             return None
     return None
 
@@ -170,10 +171,13 @@ def route(event: Event, rules: Rules) -> Decision:
     if ignored:
         return Decision((), f"ignored: {ignored}")
     requested = event.webhook.requested_dag if event.webhook else None
+    proven = event.webhook.authenticated_routes if event.webhook else None
     targets: list[Target] = []
     misses: list[str] = []
     for candidate in rules.routes:
         why = _route_failure(candidate, event)
+        if why is None and proven is not None and candidate.name not in proven:
+            why = "the request's signature is not one of this route's secrets"
         if why is None and requested is not None:
             allowed = requested in candidate.allow_dags or (rules.source == "DAG_ID" and requested == candidate.dag_id)
             why = None if allowed else f"DAG {requested!r} is not in allow_dags"

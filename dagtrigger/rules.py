@@ -7,6 +7,7 @@ file stops the deployment at start-up instead of misrouting events.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,11 +16,14 @@ from typing import Any
 
 from .batch import BatchSpec, parse_batch
 from .exceptions import ConfigError
-from .settings import DAG_ID_PATTERN, STORAGE_ACTIONS
+from .redaction import Secret
+from .settings import STORAGE_ACTIONS, is_dag_id, webhook_secret
+from .signature import SCHEMES
 from .templates import Expression, TextTemplate
 
 KINDS = ("storage", "pubsub", "webhook")
-ROUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # fullmatch
 DEFAULT_TEMPORARY = (
     "**/_temporary/**",
     "_temporary/**",
@@ -67,7 +71,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("^" + "".join(out) + "$", re.DOTALL)
+    return re.compile("".join(out), re.DOTALL)  # used with fullmatch
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class TextMatch:
             return f"{what} does not start with {' or '.join(self.prefix)}"
         if self.suffix and not value.endswith(self.suffix):
             return f"{what} does not end with {' or '.join(self.suffix)}"
-        if self.glob and not any(g.match(value) for g in self.glob):
+        if self.glob and not any(g.fullmatch(value) for g in self.glob):
             return f"{what} does not match glob {' or '.join(g.pattern for g in self.glob)}"
         if self.regex and not any(r.search(value) for r in self.regex):
             return f"{what} does not match regex {' or '.join(r.pattern for r in self.regex)}"
@@ -121,6 +125,16 @@ class Manifest:
     bucket: Expression | None
     into: str
     max_bytes: int
+    buckets: tuple[str, ...] = ()  # where manifests may be read; empty: only the storage event's own bucket
+
+
+@dataclass(frozen=True)
+class WebhookAuth:
+    """How a route's webhooks are signed: its own secrets (current first, then the one being rotated out) or, when
+    empty, the deployment's WEBHOOK_HMAC_SECRET; ``scheme`` is one of signature.SCHEMES."""
+
+    scheme: str = "dagtrigger-v2"
+    secrets: tuple[Secret, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,7 @@ class Route:
     run_id: TextTemplate | None = None
     note: TextTemplate | None = None
     manifest: Manifest | None = None
+    webhook: WebhookAuth = field(default_factory=WebhookAuth)
     shares_dag: bool = False  # another route targets the same DAG: the route name joins the run-id identity
     batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch.py
 
@@ -156,8 +171,9 @@ class Rules:
 class _Reader:
     """Walks the parsed document with a path, so every error says exactly where it is."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, env: Mapping[str, str]) -> None:
         self.where = where
+        self.env = env
 
     def error(self, path: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.where} → {path}: {problem}")
@@ -246,19 +262,19 @@ class _Reader:
 
     def route(self, value: Any, index: int) -> Route:
         fields = ("name", "dag_id", "match", "allow_dags", "marker", "conf", "conf_base", "run_id", "note",
-                  "manifest", "batch")  # fmt: skip
+                  "manifest", "batch", "webhook")  # fmt: skip
         raw_name = value.get("name") if isinstance(value, Mapping) else None
         label = f"route {raw_name!r}" if isinstance(raw_name, str) else f"routes[{index}]"
         spec = self.mapping(value, label, fields)
         name = spec.get("name")
-        if not isinstance(name, str) or not ROUTE_NAME.match(name):
+        if not isinstance(name, str) or not ROUTE_NAME.fullmatch(name):
             raise self.error(f"{label}.name", "is required: letters, digits, '_', '.', '-' (at most 64)")
         dag_id = spec.get("dag_id")
-        if dag_id is not None and (not isinstance(dag_id, str) or not DAG_ID_PATTERN.match(dag_id)):
+        if dag_id is not None and not is_dag_id(dag_id):
             raise self.error(f"{label}.dag_id", f"{dag_id!r} is not a valid DAG id")
         allow = self.strings(spec["allow_dags"], f"{label}.allow_dags") if "allow_dags" in spec else ()
         for dag in allow:
-            if not DAG_ID_PATTERN.match(dag):
+            if not is_dag_id(dag):
                 raise self.error(f"{label}.allow_dags", f"{dag!r} is not a valid DAG id")
         if dag_id is None and not allow:
             raise self.error(f"{label}.dag_id", "is required (or allow_dags, for webhooks naming /dags/<dag_id>)")
@@ -285,6 +301,9 @@ class _Reader:
             note=TextTemplate(str(spec["note"]), f"{self.where} → {label}.note") if "note" in spec else None,
             manifest=self.manifest(spec["manifest"], f"{label}.manifest") if "manifest" in spec else None,
             batch=self.batch(spec, label),
+            webhook=self.webhook(spec["webhook"], f"{label}.webhook", dag_id, allow)
+            if "webhook" in spec
+            else WebhookAuth(),
         )
 
     def batch(self, spec: Mapping[str, Any], label: str) -> BatchSpec | None:
@@ -294,8 +313,33 @@ class _Reader:
             raise self.error(f"{label}.run_id", "cannot be set with batch: run ids are per (route, group, window)")
         return parse_batch(spec["batch"], f"{label}.batch", self.error, self.where)
 
+    def webhook(self, value: Any, path: str, dag_id: str | None, allow: tuple[str, ...]) -> WebhookAuth:
+        spec = self.mapping(value, path, ("scheme", "secrets"))
+        scheme = spec.get("scheme", "dagtrigger-v2")
+        if scheme not in SCHEMES:
+            raise self.error(f"{path}.scheme", f"{scheme!r} is not one of {', '.join(SCHEMES)}")
+        names = self.strings(spec["secrets"], f"{path}.secrets") if "secrets" in spec else ()
+        if len(names) > 2:
+            raise self.error(f"{path}.secrets", "at most two: the current secret and the one being rotated out")
+        secrets = []
+        for name in names:
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+                raise self.error(f"{path}.secrets", f"{name!r}: name environment variables mapped from Secret Manager")
+            try:
+                secrets.append(webhook_secret(self.env, name))
+            except ConfigError as exc:
+                raise self.error(f"{path}.secrets", str(exc)) from None
+        if scheme == "standard-webhooks":
+            # Standard Webhooks sign id.timestamp.body, not the URL: the route (and so the DAG) is bound by the
+            # secret alone, so it must be the route's own and the path must not choose the DAG.
+            if not secrets:
+                raise self.error(f"{path}.secrets", "standard-webhooks needs the route's own secret(s)")
+            if dag_id is None or allow:
+                raise self.error(f"{path}.scheme", "standard-webhooks needs a fixed dag_id (no allow_dags)")
+        return WebhookAuth(scheme=scheme, secrets=tuple(secrets))
+
     def manifest(self, value: Any, path: str) -> Manifest:
-        spec = self.mapping(value, path, ("object", "bucket", "into", "max_bytes"))
+        spec = self.mapping(value, path, ("object", "bucket", "buckets", "into", "max_bytes"))
         if "object" not in spec:
             raise self.error(f"{path}.object", "is required: an expression giving the object name")
         into = spec.get("into", "manifest")
@@ -306,7 +350,15 @@ class _Reader:
             bucket=Expression(str(spec["bucket"]), f"{self.where} → {path}.bucket") if "bucket" in spec else None,
             into=into,
             max_bytes=self.integer(spec.get("max_bytes", MANIFEST_MAX_BYTES), f"{path}.max_bytes"),
+            buckets=self.buckets(spec["buckets"], f"{path}.buckets") if "buckets" in spec else (),
         )
+
+    def buckets(self, value: Any, path: str) -> tuple[str, ...]:
+        names = self.strings(value, path)
+        for name in names:
+            if not BUCKET_NAME.fullmatch(name):
+                raise self.error(path, f"{name!r} is not a bucket name")
+        return names
 
     def ignore(self, value: Any) -> Ignore:
         spec = self.mapping(value, "ignore", ("placeholders", "temporary", "metadata_key"))
@@ -325,9 +377,9 @@ class _Reader:
         return Ignore(placeholders=placeholders, temporary=temporary, metadata_key=key)
 
 
-def parse_rules(document: Any, where: str) -> Rules:
-    """Validate a parsed routing document (see the README's routing reference)."""
-    reader = _Reader(where)
+def parse_rules(document: Any, where: str, env: Mapping[str, str] | None = None) -> Rules:
+    """Validate a parsed routing document (see docs/routing.md); route secrets are read from ``env``."""
+    reader = _Reader(where, os.environ if env is None else env)
     spec = reader.mapping(document, "(top level)", ("routes", "ignore"))
     raw_routes = spec.get("routes")
     if not isinstance(raw_routes, list) or not raw_routes:
@@ -337,13 +389,18 @@ def parse_rules(document: Any, where: str) -> Rules:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise reader.error("routes", f"route names must be unique: {', '.join(duplicates)}")
+    standard = [(r.name, s) for r in routes if r.webhook.scheme == "standard-webhooks" for s in r.webhook.secrets]
+    for i, (name, secret) in enumerate(standard):
+        other = next((n for n, s in standard[i + 1 :] if s == secret and n != name), None)
+        if other is not None:
+            raise reader.error(f"route {other!r}.webhook.secrets", f"shares a standard-webhooks secret with {name!r}")
     dags = [r.dag_id for r in routes if r.dag_id]
     shared = {d for d in dags if dags.count(d) > 1}
     routes = [Route(**{**r.__dict__, "shares_dag": r.dag_id in shared}) for r in routes]
     return Rules(tuple(routes), reader.ignore(spec.get("ignore", {})), where)
 
 
-def load_rules(path: str) -> Rules:
+def load_rules(path: str, env: Mapping[str, str] | None = None) -> Rules:
     """Read ROUTES_FILE (``.yaml``/``.yml`` or ``.json``); relative paths are from the function's source folder."""
     file = Path(path)
     where = f"ROUTES_FILE {path}"
@@ -362,7 +419,7 @@ def load_rules(path: str) -> Rules:
             document = json.loads(text)
     except Exception as exc:
         raise ConfigError(f"{where}: not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}") from None
-    return parse_rules(document, where)
+    return parse_rules(document, where, env)
 
 
 def single_route(dag_id: str, actions: frozenset[str]) -> Rules:

@@ -2,7 +2,8 @@
 
 Storage and Pub/Sub events go out as Eventarc delivers them — CloudEvents in binary content mode (``ce-*`` headers,
 the data as the body) — built by hand with ``requests`` so the function's runtime dependencies suffice. Webhooks
-are a JSON body, signed with ``X-Dagtrigger-Signature`` when a secret is given. For a private deployed function,
+are a JSON body, signed when a secret is given (``X-Dagtrigger-Signature`` over method, path, query, idempotency key
+and body; or the Standard Webhooks headers with ``--scheme standard-webhooks``). For a private deployed function,
 ``--id-token`` adds a Google ID token for the URL (never printed).
 """
 
@@ -20,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
+from . import signature
 from .exceptions import ConfigError
-from .signature import HEADER as SIGNATURE_HEADER
-from .signature import sign
+from .signature import SignedRequest
 
 STORAGE_TYPE = "google.cloud.storage.object.v1.{action}"
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -170,6 +171,30 @@ def pubsub_event(
     return binary_cloud_event(url, ce, envelope, summary)
 
 
+def sign_webhook(
+    secret: str,
+    method: str,
+    target: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    scheme: str = "dagtrigger-v2",
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """``headers`` plus the signature for this exact request; ``target`` is the path with its query, as sent.
+
+    dagtrigger-v2 covers the method, the (percent-decoded) path, the query, the idempotency key and the body;
+    standard-webhooks signs ``webhook-id.timestamp.body`` and needs the idempotency key as ``webhook-id``."""
+    parts = urlsplit(target)
+    out = dict(headers)
+    if scheme == "standard-webhooks":
+        message_id = out.pop("Idempotency-Key", None) or out.get("webhook-id") or f"msg_{secrets.token_hex(12)}"
+        return {**out, **signature.sign_standard(secret, message_id, body, timestamp)}
+    from .events import idempotency_key
+
+    request = SignedRequest(method, unquote(parts.path or "/"), parts.query, idempotency_key(out) or "", body)
+    return {**out, signature.HEADER: signature.sign(secret, request, timestamp)}
+
+
 def webhook_request(
     url: str,
     body: Any,
@@ -177,16 +202,19 @@ def webhook_request(
     secret: str | None = None,
     idempotency_key: str | None = None,
     timestamp: int | None = None,
+    scheme: str = "dagtrigger-v2",
 ) -> Outgoing:
-    """A webhook POST: the JSON body, signed over the exact bytes sent when a secret is given."""
+    """A webhook POST: the JSON body, signed over the exact request sent when a secret is given."""
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {"Content-Type": "application/json"}
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, raw, timestamp)
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     target = url.rstrip("/") + "/" + path.lstrip("/")
-    signed = ", signed" if secret else ""
+    if secret:
+        parts = urlsplit(target)
+        path_and_query = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = sign_webhook(secret, "POST", path_and_query, raw, headers, scheme, timestamp)
+    signed = f", signed {scheme}" if secret else ""
     return Outgoing(target, headers, raw, f"webhook POST {urlsplit(target).path or '/'} ({len(raw)} bytes{signed})")
 
 
@@ -269,7 +297,7 @@ def build(args: argparse.Namespace, env: Mapping[str, str]) -> Outgoing:
         secret = env.get(args.secret_env, "")
         if not secret:
             raise ConfigError(f"--secret-env: environment variable {args.secret_env} is not set or empty")
-    return webhook_request(url, body, args.path, secret, args.idempotency_key)
+    return webhook_request(url, body, args.path, secret, args.idempotency_key, scheme=args.scheme)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
@@ -339,3 +367,9 @@ def add_arguments(send: argparse.ArgumentParser) -> None:
         help="sign with the secret in this environment variable (e.g. WEBHOOK_HMAC_SECRET); never on the command line",
     )
     wh.add_argument("--idempotency-key", help="the Idempotency-Key header: the same key gives the same run")
+    wh.add_argument(
+        "--scheme",
+        choices=signature.SCHEMES,
+        default="dagtrigger-v2",
+        help="how --secret-env signs (default: %(default)s; standard-webhooks sends webhook-id/-timestamp/-signature)",
+    )

@@ -12,20 +12,29 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigError
+from .redaction import Secret
+
+__all__ = ["Secret", "Settings", "settings_from_env"]
 
 API_VERSIONS = ("auto", "v1", "v2")
 AUTH_MODES = ("google", "none", "basic", "airflow-jwt", "id-token", "bearer")
 STORAGE_ACTIONS = ("finalized", "deleted", "archived", "metadataUpdated")
 
-# Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit.
-DAG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+WEBHOOK_AUTH_MODES = ("signature", "cloud-run-iam")
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+REMOVED = {
+    "ALLOW_UNSIGNED_PUSH": "Pub/Sub push now goes to the trigger_push entry point, which verifies the push "
+    "subscription's OIDC token (PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNTS); see docs/security.md",
+}
+
+# Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit; always used with fullmatch.
+DAG_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+GS_URI_PATTERN = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\x00-\x1f\x7f]*)?")
 
 
-class Secret(str):
-    """A string that never shows itself in repr(), so a logged Settings value cannot leak it."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self else "Secret('')"
+def is_dag_id(value: object) -> bool:
+    """Airflow's DAG-id alphabet, matched in full; '.' and '..' are path segments, never DAG ids."""
+    return isinstance(value, str) and DAG_ID_PATTERN.fullmatch(value) is not None and value.strip(".") != ""
 
 
 @dataclass(frozen=True)
@@ -45,16 +54,19 @@ class Settings:
     storage_actions: frozenset[str] = field(default_factory=lambda: frozenset({"finalized"}))
     log_level: str = "INFO"
     routes_file: str | None = None
-    webhook_secret: Secret = field(default_factory=Secret)
+    webhook_secrets: tuple[Secret, ...] = ()  # the current secret first, then the one being rotated out
+    webhook_auth: str = "signature"
     webhook_tolerance_s: float = 300.0
-    allow_unsigned_push: bool = False
+    push_audience: str = ""
+    push_service_accounts: frozenset[str] = frozenset()
+    push_certs_url: str = GOOGLE_CERTS_URL
     dead_letter_uri: str | None = None
     max_event_age_s: float = 86400.0
     max_in_flight: int = 8
 
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
-        return tuple(s for s in (self.password, self.token, self.webhook_secret) if s)
+        return tuple(s for s in (self.password, self.token, *self.webhook_secrets) if s)
 
 
 _EXAMPLES = {
@@ -73,6 +85,9 @@ _EXAMPLES = {
     "DEAD_LETTER_URI": "gs://my-project-dagtrigger/dead-letters",
     "MAX_EVENT_AGE_SECONDS": "86400",
     "AIRFLOW_MAX_IN_FLIGHT": "8",
+    "WEBHOOK_AUTH": "signature",
+    "PUSH_AUDIENCE": "https://dagtrigger-abc123-uc.a.run.app",
+    "PUSH_SERVICE_ACCOUNTS": "pubsub-push@my-project.iam.gserviceaccount.com",
 }
 
 
@@ -103,7 +118,7 @@ def normalize_airflow_uri(raw: str) -> str:
 
 
 def validate_dag_id(dag_id: str, where: str = "DAG_ID") -> str:
-    if not DAG_ID_PATTERN.match(dag_id):
+    if not is_dag_id(dag_id):
         raise _bad(where, f"{dag_id!r} is not a valid DAG id (letters, digits, '_', '.', '-'; at most 250)")
     return dag_id
 
@@ -157,9 +172,22 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         raise _bad("DAG_ID", "is required (the DAG to trigger), or set ROUTES_FILE to a routing file")
     if dag_id and routes_file:
         raise ConfigError("set either DAG_ID (one route) or ROUTES_FILE (routing rules), not both")
-    webhook_secret = Secret(env.get("WEBHOOK_HMAC_SECRET", ""))
-    if webhook_secret and len(webhook_secret) < 16:
-        raise ConfigError("WEBHOOK_HMAC_SECRET: must be at least 16 characters (generate one: openssl rand -hex 32)")
+    for name, why in REMOVED.items():
+        if env.get(name, "").strip():
+            raise ConfigError(f"{name} was removed: {why}")
+    webhook_secrets = tuple(
+        webhook_secret(env, name) for name in ("WEBHOOK_HMAC_SECRET", "WEBHOOK_HMAC_SECRET_PREVIOUS") if env.get(name)
+    )
+    if env.get("WEBHOOK_HMAC_SECRET_PREVIOUS") and not env.get("WEBHOOK_HMAC_SECRET"):
+        raise ConfigError("WEBHOOK_HMAC_SECRET_PREVIOUS is set without WEBHOOK_HMAC_SECRET (the current secret)")
+    push_audience = env.get("PUSH_AUDIENCE", "").strip()
+    push_accounts = frozenset(a.strip() for a in env.get("PUSH_SERVICE_ACCOUNTS", "").split(",") if a.strip())
+    if env.get("FUNCTION_TARGET") == "trigger_push" and not (push_audience and push_accounts):
+        raise _bad(
+            "PUSH_AUDIENCE" if not push_audience else "PUSH_SERVICE_ACCOUNTS",
+            "is required for trigger_push: the push subscription's OIDC audience and the service account(s) it signs "
+            "as (gcloud pubsub subscriptions create … --push-auth-service-account=… --push-auth-token-audience=…)",
+        )
     level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("LOG_LEVEL", f"{level!r} is not DEBUG, INFO, WARNING or ERROR")
@@ -179,9 +207,12 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         storage_actions=_storage_actions(env),
         log_level=level,
         routes_file=routes_file,
-        webhook_secret=webhook_secret,
+        webhook_secrets=webhook_secrets,
+        webhook_auth=_choice(env, "WEBHOOK_AUTH", WEBHOOK_AUTH_MODES, "signature"),
         webhook_tolerance_s=_number(env, "WEBHOOK_TOLERANCE_SECONDS", 300.0, 1.0, 86400.0),
-        allow_unsigned_push=_flag(env, "ALLOW_UNSIGNED_PUSH"),
+        push_audience=push_audience,
+        push_service_accounts=push_accounts,
+        push_certs_url=env.get("PUSH_CERTS_URL", "").strip() or GOOGLE_CERTS_URL,
         dead_letter_uri=_gs_uri(env),
         max_event_age_s=_number(env, "MAX_EVENT_AGE_SECONDS", 86400.0, 60.0, 30 * 86400.0),
         max_in_flight=int(_number(env, "AIRFLOW_MAX_IN_FLIGHT", 8, 1, 1000)),
@@ -192,15 +223,17 @@ def _gs_uri(env: Mapping[str, str]) -> str | None:
     raw = env.get("DEAD_LETTER_URI", "").strip()
     if not raw:
         return None
-    if not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$", raw):
+    if not GS_URI_PATTERN.fullmatch(raw):
         raise _bad("DEAD_LETTER_URI", f"{raw!r} is not gs://bucket or gs://bucket/prefix")
     return raw
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise _bad(name, f"{raw!r} is not true or false")
+def webhook_secret(env: Mapping[str, str], name: str) -> Secret:
+    """A webhook signing secret from the environment (mapped from Secret Manager), at least 16 characters."""
+    value = Secret(env.get(name, ""))
+    if len(value) < 16:
+        raise ConfigError(
+            f"{name}: must be set and at least 16 characters (generate one: openssl rand -hex 32; map it from "
+            f"Secret Manager: --set-secrets={name}=my-webhook-secret:latest)"
+        )
+    return value

@@ -163,8 +163,11 @@ def _as_text(value: Any) -> str:
 
 
 def safe_run_id(candidate: str, digest: str) -> str:
-    """A user template's result made valid: kept when already valid, else squashed and suffixed with a digest."""
-    if RUN_ID_PATTERN.match(candidate) and len(candidate) <= RUN_ID_MAX:
+    """A user template's result made valid: kept when already valid, else squashed and suffixed with a digest.
+
+    Surrounding whitespace is dropped first, so ``123`` and ``123\n`` from a sender name the same run."""
+    candidate = candidate.strip()
+    if RUN_ID_PATTERN.fullmatch(candidate) and len(candidate) <= RUN_ID_MAX:
         return candidate
     squashed = re.sub(r"[^A-Za-z0-9_.-]+", "_", candidate).strip("_.") or "run"
     return f"{squashed[: RUN_ID_MAX - len(digest) - 2]}__{digest}"

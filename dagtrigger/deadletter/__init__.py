@@ -8,6 +8,7 @@ An event that failed for good is acknowledged only after its dead letter is writ
 from __future__ import annotations
 
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
+from ..redaction import redact
 from .delivery import (
     SAFE_HEADERS,
     TRANSPORTS,
@@ -31,7 +32,7 @@ from .record import (
     utc_iso,
     with_replay,
 )
-from .store import DeadLetterStore, redact
+from .store import DeadLetterStore
 
 __all__ = [
     "ENV_VAR",

@@ -7,7 +7,6 @@ not pay for it.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import zlib
@@ -18,18 +17,13 @@ from typing import Any
 
 from .. import logs
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
+from ..redaction import redact
 from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
 from .record import DeadLetter, _utc, check_outcome, is_replayed, matches, merge, with_replay
 
 PAGE_SIZE = 500
 MAX_CONFLICTS = 5  # concurrent writers of one record (412) before giving up
 _META_REPLAYED = "dagtrigger-replayed"
-_SECRETS = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s'\",]+"), r"\1 ***"),
-    (re.compile(r"(?i)\b(access_token|id_token|token|key|sig|signature|x-goog-signature)=[^&\s'\",]+"), r"\1=***"),
-    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), "ya29.***"),
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1***@"),
-)
 _HINTS = {
     401: "; the storage credentials were refused",
     403: (
@@ -38,13 +32,6 @@ _HINTS = {
     ),
     404: f"; check that the bucket in {ENV_VAR} exists",
 }
-
-
-def redact(text: str) -> str:
-    """Masks bearer/basic credentials, token-like query parameters, OAuth access tokens and URL user-info."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _explain(action: str, where: str, exc: BaseException) -> str:

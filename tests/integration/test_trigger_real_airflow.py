@@ -105,7 +105,7 @@ def test_odd_object_names(airflow: AirflowServer, function: FunctionProcess, nam
     ce, data = storage(name)
     assert function.send_event(ce, data).status_code == 200
     run_id = expected_run_id(ce, data)
-    assert RUN_ID_PATTERN.match(run_id)
+    assert RUN_ID_PATTERN.fullmatch(run_id)
     run = airflow.get_run(DAG, run_id)
     assert run is not None and run["conf"]["name"] == name
 

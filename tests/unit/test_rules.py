@@ -84,7 +84,7 @@ def test_yaml_and_json_files(tmp_path: Path) -> None:
     ],
 )
 def test_globs(pattern: str, name: str, matches: bool) -> None:
-    assert bool(glob_to_regex(pattern).match(name)) is matches
+    assert bool(glob_to_regex(pattern).fullmatch(name)) is matches
 
 
 def test_one_upload_fans_out_to_every_matching_route() -> None:

@@ -88,7 +88,7 @@ def test_run_id_and_note_templates() -> None:
 def test_run_id_template_output_is_made_valid() -> None:
     route = one_route(conf={"n": "name"}, run_id="file {n}")
     rendered = render(upload("données/été.csv"), route)
-    assert RUN_ID_PATTERN.match(rendered.run_id)
+    assert RUN_ID_PATTERN.fullmatch(rendered.run_id)
     assert rendered.run_id != render(upload("données/ete.csv"), route).run_id
 
 
@@ -155,7 +155,7 @@ def test_random_objects_never_crash_and_give_valid_run_ids(name: str, metadata: 
     except TemplateError:
         assert "/" not in name or name.rpartition("/")[0] in ("", None)  # only an empty folder can fail here
         return
-    assert RUN_ID_PATTERN.match(rendered.run_id) and len(rendered.run_id) <= RUN_ID_MAX
+    assert RUN_ID_PATTERN.fullmatch(rendered.run_id) and len(rendered.run_id) <= RUN_ID_MAX
     json.dumps(rendered.conf)
 
 
@@ -166,7 +166,7 @@ def test_random_webhook_bodies_never_crash(body: dict[str, Any], key: str) -> No
     event = events.from_webhook(raw, {"Idempotency-Key": key} if key else {}, "/")
     route = one_route(conf={"x": "body.a.b", "all": "keys(body)"})
     rendered = render(event, route)
-    assert RUN_ID_PATTERN.match(rendered.run_id) and len(rendered.run_id) <= RUN_ID_MAX
+    assert RUN_ID_PATTERN.fullmatch(rendered.run_id) and len(rendered.run_id) <= RUN_ID_MAX
     assert build_conf(event)[RESERVED_KEY]["body_sha256"]
 
 
@@ -177,6 +177,6 @@ def test_random_messages_never_crash(payload: bytes, attributes: dict[str, str])
     event = events.from_cloud_event(pubsub_attrs(), data)
     route = one_route(conf={"d": "message.data", "a": "attributes"})
     rendered = render(event, route)
-    assert RUN_ID_PATTERN.match(rendered.run_id)
+    assert RUN_ID_PATTERN.fullmatch(rendered.run_id)
     if payload and rendered.conf.get("data_base64"):
         assert base64.b64decode(rendered.conf["data_base64"]) == payload

@@ -1,0 +1,60 @@
+"""One redaction for everything that leaves the process: log lines, HTTP answers, dead letters and ``check`` output.
+
+Every ``Secret`` registers its value here when it is created (settings, route secrets), so a configured secret is
+masked wherever it would appear; patterns catch credentials we never held (a token a proxy echoes, a password in
+a JSON error page). Keep it the only masking code in the package: a second copy drifts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+_MIN_SECRET_CHARS = 4
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(bearer|basic|negotiate|digest)(\s+|%20)[^\s'\",;]+"), rf"\1 {MASK}"),
+    (
+        re.compile(
+            r"(?i)([\"']?)(password|passwd|access_token|id_token|refresh_token|client_secret|secret|token)\1"
+            r"(\s*[:=]\s*)([\"']?)[^\"'&\s,;}]+\4"
+        ),
+        rf"\1\2\1\3\4{MASK}\4",
+    ),
+    (re.compile(r"(?i)\b(key|sig|signature|x-goog-signature|x-goog-credential)=[^&\s'\",]+"), rf"\1={MASK}"),
+    (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), f"ya29.{MASK}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), f"eyJ{MASK}"),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@"), rf"\1{MASK}@"),
+    (re.compile(r"(?i)\bwhsec_[A-Za-z0-9+/=]+"), f"whsec_{MASK}"),
+)
+_known: frozenset[str] = frozenset()
+_lock = threading.Lock()
+
+
+def remember(value: str) -> None:
+    """Mask this exact value from now on (long enough values only: masking 'a' would shred every message)."""
+    global _known
+    if len(value) >= _MIN_SECRET_CHARS:
+        with _lock:
+            _known = _known | {value}
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials and every remembered secret replaced by ``***``."""
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class Secret(str):
+    """A string that never shows itself in repr() and is masked by ``redact`` wherever its value appears."""
+
+    def __new__(cls, value: str = "") -> Secret:
+        remember(value)
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"

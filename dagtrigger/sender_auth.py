@@ -1,0 +1,165 @@
+"""Who may send us events over HTTP: webhook signatures bound to routes, and Pub/Sub push OIDC tokens.
+
+Both checks run on the raw request, before the body is parsed, and answer 401/403 with a reason. Eventarc
+deliveries (``trigger_event``) are authenticated by Cloud Run's IAM check before they reach the function.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from . import signature
+from .airflow import no_redirect_session
+from .events import idempotency_key, requested_dag
+from .exceptions import BadEvent, ConfigError
+from .rules import Route, Rules
+from .settings import Settings
+from .signature import SignedRequest
+
+STANDARD = "standard-webhooks"
+_CERTS_TTL_S = 3600.0
+_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+def _takes_webhooks(route: Route, path: str, dag: str | None, single: bool) -> bool:
+    """Could this route serve a webhook at ``path``? (Only what the path decides; the body is not read yet.)"""
+    match = route.match
+    if match.kinds and "webhook" not in match.kinds:
+        return False
+    if match.path is not None and match.path.failure(path, "path") is not None:
+        return False
+    if dag is not None:
+        if route.webhook.scheme == STANDARD:  # the URL is not signed: it must not choose the DAG
+            return False
+        return dag in route.allow_dags or (single and dag == route.dag_id)
+    return True
+
+
+def _secrets_of(route: Route, settings: Settings) -> tuple[str, ...]:
+    return route.webhook.secrets or (settings.webhook_secrets if route.webhook.scheme != STANDARD else ())
+
+
+def check_webhook_config(settings: Settings, rules: Rules) -> None:
+    """For the webhook entry point: fail start-up when a route would take webhooks that nothing authenticates."""
+    if settings.webhook_auth == "cloud-run-iam":
+        return
+    takes = [r for r in rules.routes if not r.match.kinds or "webhook" in r.match.kinds]
+    open_routes = [r.name for r in takes if not _secrets_of(r, settings)]
+    if open_routes:
+        raise ConfigError(
+            f"WEBHOOK_HMAC_SECRET: route(s) {', '.join(open_routes)} take webhooks but have no secret; map one from "
+            "Secret Manager (--set-secrets=WEBHOOK_HMAC_SECRET=my-webhook-secret:latest), give the route "
+            "webhook.secrets, or set WEBHOOK_AUTH=cloud-run-iam when only IAM-authenticated callers can invoke it"
+        )
+
+
+def authenticate_webhook(
+    settings: Settings, rules: Rules, request: SignedRequest, headers: Mapping[str, str]
+) -> frozenset[str] | None:
+    """The names of the routes this request is proven to be for; None when Cloud Run IAM is the authentication.
+
+    Raises BadEvent(401) unless a signature made with one of the candidate routes' secrets covers the request.
+    """
+    if settings.webhook_auth == "cloud-run-iam":
+        return None
+    dag = requested_dag(request.path)
+    single = rules.source == "DAG_ID"
+    candidates = [r for r in rules.routes if _takes_webhooks(r, request.path, dag, single)]
+    standard = signature.standard_headers(headers)
+    if standard is not None:
+        routes = [r for r in candidates if r.webhook.scheme == STANDARD]
+        owned = tuple(dict.fromkeys(s for r in routes for s in r.webhook.secrets))
+        secret = signature.verify_standard(owned, standard, request.body, settings.webhook_tolerance_s)
+        return frozenset(r.name for r in routes if secret in r.webhook.secrets)
+    routes = [r for r in candidates if r.webhook.scheme != STANDARD]
+    secrets: tuple[str, ...] = tuple(dict.fromkeys(s for r in routes for s in _secrets_of(r, settings)))
+    secrets = secrets or settings.webhook_secrets
+    header = next((v for k, v in headers.items() if k.lower() == signature.HEADER.lower()), None)
+    secret = signature.verify(secrets, header, request, settings.webhook_tolerance_s)
+    return frozenset(r.name for r in routes if secret in _secrets_of(r, settings))
+
+
+def signed_request(method: str, path: str, query: bytes, headers: Mapping[str, str], body: bytes) -> SignedRequest:
+    """What a signature covers, read from the request as the function received it (strict: 401 on odd bytes)."""
+    try:
+        key = idempotency_key(headers) or ""
+        query_text = query.decode("ascii")
+    except (BadEvent, UnicodeDecodeError):
+        raise BadEvent("the idempotency key or the query string is malformed", 401) from None
+    return SignedRequest(method=method, path=path or "/", query=query_text, idempotency_key=key, body=body)
+
+
+@dataclass(frozen=True)
+class PushCaller:
+    email: str
+    subject: str
+
+
+class PushVerifier:
+    """Verifies the OIDC token Pub/Sub push attaches (``Authorization: Bearer``): signature against Google's
+    certificates (cached), issuer, audience, expiry, and that it is one of the configured service accounts."""
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        self.audience = settings.push_audience
+        self.accounts = settings.push_service_accounts
+        self.certs_url = settings.push_certs_url
+        self._session = session or no_redirect_session()
+        self._lock = threading.Lock()
+        self._certs: Mapping[str, str] = {}
+        self._fetched_at = 0.0
+
+    def _certificates(self, refresh: bool = False) -> Mapping[str, str]:
+        with self._lock:
+            if refresh or not self._certs or time.monotonic() - self._fetched_at > _CERTS_TTL_S:
+                try:
+                    reply = self._session.get(self.certs_url, timeout=10, allow_redirects=False)
+                    reply.raise_for_status()
+                    certs = reply.json()
+                except (requests.RequestException, ValueError) as exc:
+                    raise BadEvent(
+                        f"cannot fetch Google's token certificates now ({type(exc).__name__})", 503
+                    ) from None
+                if not isinstance(certs, dict) or not certs:
+                    raise BadEvent("Google's token certificates came back empty", 503)
+                self._certs, self._fetched_at = {str(k): str(v) for k, v in certs.items()}, time.monotonic()
+            return self._certs
+
+    def verify(self, authorization: str | None) -> PushCaller:
+        from google.auth import exceptions as gexc
+        from google.auth import jwt
+
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip() or not token.isascii():
+            raise BadEvent("missing push OIDC token: configure the subscription with --push-auth-service-account", 401)
+        token = token.strip()
+        claims: Any = None
+        for refresh in (False, True):  # a key rotated since the last fetch: fetch once more
+            try:
+                certs = self._certificates(refresh)
+                claims = jwt.decode(  # type: ignore[no-untyped-call]
+                    token, certs=certs, audience=self.audience, clock_skew_in_seconds=10
+                )
+                break
+            except (gexc.GoogleAuthError, ValueError) as exc:
+                if refresh or "certificate" not in str(exc).lower():
+                    raise BadEvent(f"push OIDC token refused: {_reason(exc)}", 401) from None
+        if not isinstance(claims, dict) or claims.get("iss") not in _ISSUERS:
+            raise BadEvent("push OIDC token refused: not issued by Google", 401)
+        email = claims.get("email")
+        if claims.get("email_verified") is not True or not isinstance(email, str) or email not in self.accounts:
+            raise BadEvent("push OIDC token refused: not one of PUSH_SERVICE_ACCOUNTS", 403)
+        return PushCaller(email=email, subject=str(claims.get("sub", "")))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    for key, reason in (("audience", "wrong audience"), ("expired", "expired"), ("signature", "bad signature")):
+        if key in text:
+            return reason
+    return "invalid token"
