@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
 
-from dagtrigger.signature import sign
+from dagtrigger.signature import SignedRequest, sign
 
 STORAGE_TYPES = (
     "google.cloud.storage.object.v1.finalized",
@@ -248,21 +249,25 @@ def valid_pubsub_events(draw: st.DrawFn) -> tuple[dict[str, str], bytes]:
     return headers, json.dumps({"message": message, "subscription": "projects/p/subscriptions/s"}).encode()
 
 
-def signature_for(secret: str, body: bytes) -> st.SearchStrategy[str | None]:
-    """Mostly a valid ``X-Dagtrigger-Signature``; sometimes missing, malformed, stale or for another body."""
+def signature_for(secret: str, body: bytes, path: str = "/", key: str = "") -> st.SearchStrategy[str | None]:
+    """Mostly a valid ``X-Dagtrigger-Signature`` for this request; sometimes missing, malformed, stale, for another
+    body or path, or an old body-only v1 signature."""
+    request = SignedRequest("POST", path, "", key, body)
     return st.sampled_from(
         [
-            sign(secret, body),
-            sign(secret, body),
-            sign(secret, body),
+            sign(secret, request),
+            sign(secret, request),
+            sign(secret, request),
             None,
             "",
-            "t=,v1=",
-            "v1=deadbeef",
-            sign(secret, body, timestamp=1),
-            sign(secret, body + b" "),
-            sign("another-secret-another-secret", body),
-            sign(secret, body) + ",v1=" + "0" * 64,
+            "t=,v2=",
+            "v2=deadbeef",
+            "t=1,v1=" + "0" * 64,
+            sign(secret, request, timestamp=1),
+            sign(secret, replace(request, body=body + b" ")),
+            sign(secret, replace(request, path=path + "x")),
+            sign("another-secret-another-secret", request),
+            sign(secret, request) + ",v2=" + "0" * 64,
         ]
     )
 

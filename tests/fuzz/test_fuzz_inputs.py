@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from dagtrigger import logs
 from dagtrigger.settings import Settings
-from dagtrigger.signature import sign
+from dagtrigger.signature import SignedRequest, sign
 from devtools.localfunction import FunctionProcess
 from tests.fuzz import strategies as fz
 from tests.support.fakes import Answer, FakeServer, Seen
@@ -47,7 +47,7 @@ PASSWORD = "fuzz-PASSWORD-5d2b8e61f0a9"
 WEBHOOK_SECRET = "fuzz-WEBHOOK-SECRET-0b7f3c9e41d2"
 BASIC = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
 SECRETS = {"bearer token": TOKEN, "password": PASSWORD, "webhook secret": WEBHOOK_SECRET, "basic credentials": BASIC}
-SETTING_PREFIXES = ("AIRFLOW_", "WEBHOOK_", "DAG_ID", "ROUTES_FILE", "DEAD_LETTER_URI", "MAX_", "STORAGE_", "ALLOW_")
+SETTING_PREFIXES = ("AIRFLOW_", "WEBHOOK_", "DAG_ID", "ROUTES_FILE", "DEAD_LETTER_URI", "MAX_", "STORAGE_", "PUSH_")
 MAX_BODY_BYTES = 4096  # small, so generated bodies cross it and exercise the 413 path
 
 FUZZ = settings(
@@ -167,7 +167,8 @@ def http_app(airflow: FakeServer) -> Iterator[App]:
 @pytest.fixture(scope="module")
 def open_http_app(airflow: FakeServer) -> Iterator[App]:
     """No webhook secret: every body reaches the parsers (signed bodies mostly stop at the signature)."""
-    with in_process("http/bearer/open", "trigger_http", "http", _env(airflow, AIRFLOW_AUTH="bearer")) as app:
+    env = _env(airflow, AIRFLOW_AUTH="bearer", WEBHOOK_AUTH="cloud-run-iam")
+    with in_process("http/bearer/open", "trigger_http", "http", env) as app:
         yield app
 
 
@@ -245,7 +246,7 @@ def test_webhooks_and_push_without_a_secret(
 def test_signed_webhooks_and_push(http_app: App, data: st.DataObject, body: bytes, path: str, key: str | None) -> None:
     http_app.activate()
     headers = {"Content-Type": "application/json"}
-    signature = data.draw(fz.signature_for(WEBHOOK_SECRET, body), label="signature")
+    signature = data.draw(fz.signature_for(WEBHOOK_SECRET, body, path, (key or "").strip()), label="signature")
     if signature is not None:
         headers["X-Dagtrigger-Signature"] = signature
     if key is not None:
@@ -260,9 +261,11 @@ def test_well_formed_signed_webhooks_are_always_2xx(http_app: App, payload: dict
     body = json.dumps(payload).encode()
     if len(body) > MAX_BODY_BYTES:
         return
-    headers = {"Content-Type": "application/json", "X-Dagtrigger-Signature": sign(WEBHOOK_SECRET, body)}
+    headers = {"Content-Type": "application/json"}
     if key and len(key) <= 2048 and key.strip():
-        headers["Idempotency-Key"] = key
+        headers["Idempotency-Key"] = key.strip()
+    signed = SignedRequest("POST", "/", "", headers.get("Idempotency-Key", ""), body)
+    headers["X-Dagtrigger-Signature"] = sign(WEBHOOK_SECRET, signed)
     response = http_app.client.post("/", headers=headers, data=body)
     assert response.status_code == 200, (payload, key, response.get_data()[:400])
     assert not leaks(http_app.drain() + response.get_data(as_text=True))
@@ -276,7 +279,8 @@ def test_the_credentials_are_on_the_wire(airflow: FakeServer, event_app: App, ht
     assert event_app.client.post("/", headers=headers, data=body).status_code == 200
     http_app.activate()
     payload = b'{"wire": 1}'
-    signed = {"Content-Type": "application/json", "X-Dagtrigger-Signature": sign(WEBHOOK_SECRET, payload)}
+    signature = sign(WEBHOOK_SECRET, SignedRequest("POST", "/", "", "", payload))
+    signed = {"Content-Type": "application/json", "X-Dagtrigger-Signature": signature}
     assert http_app.client.post("/", headers=signed, data=payload).status_code == 200
     sent = {seen.headers.get("Authorization") for seen in airflow.seen}
     assert f"Bearer {TOKEN}" in sent and f"Basic {BASIC}" in sent
@@ -401,7 +405,8 @@ def test_real_processes_still_serve_after_the_fuzzing(real_event: FunctionProces
     body = json.dumps({"bucket": "landing", "name": "after.csv", "generation": "7"}).encode()
     assert real_event.session.post(real_event.url, headers=headers, data=body, timeout=30).status_code == 200
     payload = b'{"after": "fuzzing"}'
-    signed = {"Content-Type": "application/json", "X-Dagtrigger-Signature": sign(WEBHOOK_SECRET, payload)}
+    signature = sign(WEBHOOK_SECRET, SignedRequest("POST", "/", "", "", payload))
+    signed = {"Content-Type": "application/json", "X-Dagtrigger-Signature": signature}
     assert real_http.session.post(real_http.url, headers=signed, data=payload, timeout=30).status_code == 200
     for process in (real_event, real_http):
         output = process.log_path.read_text(errors="replace")

@@ -7,10 +7,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
-from dagtrigger.signature import HEADER, sign
+from dagtrigger.signature import HEADER, SignedRequest, sign
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
 from tests.support.function_env import function_env
@@ -166,7 +167,8 @@ def test_gcs_notification_via_pubsub_matches_the_direct_event(
 
 def signed_post(webhook: FunctionProcess, path: str, body: dict[str, Any], secret: str = SECRET):  # type: ignore[no-untyped-def]
     raw = json.dumps(body).encode()
-    return webhook.post(path, data=raw, headers={"Content-Type": "application/json", HEADER: sign(secret, raw)})
+    signature = sign(secret, SignedRequest("POST", unquote(path), "", "", raw))
+    return webhook.post(path, data=raw, headers={"Content-Type": "application/json", HEADER: signature})
 
 
 def test_signed_webhook_triggers_and_unsigned_is_refused(airflow: AirflowServer, webhook: FunctionProcess) -> None:
@@ -189,5 +191,6 @@ def test_webhook_dag_path_is_checked_against_the_allowlist(airflow: AirflowServe
     assert forbidden.status_code == 403 and OTHER in forbidden.json()["error"]
     invalid = signed_post(webhook, "/dags/not%20a%20dag", {"via": "invalid"})
     assert invalid.status_code == 404
-    malformed = webhook.post("/", data=b"{oops", headers={HEADER: sign(SECRET, b"{oops")})
+    signature = sign(SECRET, SignedRequest("POST", "/", "", "", b"{oops"))
+    malformed = webhook.post("/", data=b"{oops", headers={HEADER: signature})
     assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]

@@ -14,7 +14,9 @@ from dagtrigger import events
 from dagtrigger.conf import RESERVED_KEY, RUN_ID_PATTERN, run_id_for
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
+from tests.support.fakes import Answer, FakeServer
 from tests.support.function_env import function_env
+from tests.support.oidc import AUDIENCE, GOOGLE_PUBLIC, PUSHER, token
 from tests.unit.samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration
@@ -195,7 +197,7 @@ def test_deleted_object_is_ignored_by_default(function: FunctionProcess) -> None
 
 @pytest.fixture(scope="module")
 def webhook(airflow: AirflowServer, workdir: Path) -> Iterator[FunctionProcess]:
-    with FunctionProcess("trigger_http", function_env(airflow), workdir) as process:
+    with FunctionProcess("trigger_http", function_env(airflow, WEBHOOK_AUTH="cloud-run-iam"), workdir) as process:
         yield process
 
 
@@ -218,10 +220,17 @@ def test_webhook_bad_json_is_400(webhook: FunctionProcess) -> None:
     assert webhook.session.get(webhook.url).status_code == 405
 
 
-def test_pubsub_push_envelope_on_the_http_entry_point(airflow: AirflowServer, webhook: FunctionProcess) -> None:
+def test_pubsub_push_on_the_push_entry_point(airflow: AirflowServer, workdir: Path) -> None:
     message_id = f"7770{airflow.major}001"
     envelope = pubsub_data(b'{"from": "push"}', message_id=message_id)
-    response = webhook.post("/", json=envelope)
+    with FakeServer(lambda seen: Answer(200, {"k1": GOOGLE_PUBLIC})) as certs:
+        env = function_env(
+            airflow, PUSH_AUDIENCE=AUDIENCE, PUSH_SERVICE_ACCOUNTS=PUSHER, PUSH_CERTS_URL=certs.url + "/certs"
+        )
+        with FunctionProcess("trigger_push", env, workdir, signature="http") as push:
+            response = push.post("/", json=envelope, headers={"Authorization": f"Bearer {token()}"})
+            refused = push.post("/", json=envelope)
+    assert refused.status_code == 401
     assert response.status_code == 200, response.text
     run = airflow.get_run(DAG, response.json()["runs"][0]["run_id"])
     assert run is not None and run["conf"]["from"] == "push"

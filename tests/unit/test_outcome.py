@@ -24,7 +24,7 @@ from dagtrigger.outcome import Kind, Outcome, classify, combine
         (429, Kind.RETRY),
         (500, Kind.RETRY),
         (503, Kind.RETRY),
-        (302, Kind.RETRY),
+        (302, Kind.FAILED),  # never followed with credentials, and retrying cannot help
     ],
 )
 def test_status_table(status: int, kind: Kind) -> None:

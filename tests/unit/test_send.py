@@ -21,7 +21,7 @@ from dagtrigger import cli, events
 from dagtrigger.conf import run_id_for
 from dagtrigger.exceptions import ConfigError
 from dagtrigger.send import percent_encode, pubsub_event, storage_event, topic_path, webhook_request
-from dagtrigger.signature import HEADER, verify
+from dagtrigger.signature import HEADER, SignedRequest, verify
 from tests.support.fakes import Answer, FakeMetadataServer, FakeServer, Seen, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,8 @@ def test_webhook_is_signed_over_the_exact_bytes_sent() -> None:
     out = webhook_request("http://127.0.0.1:8080/", {"table": "orders"}, "/dags/load", SECRET, "key-1")
     assert out.url == "http://127.0.0.1:8080/dags/load"
     assert out.headers["Idempotency-Key"] == "key-1" and out.headers["Content-Type"] == "application/json"
-    verify(SECRET, out.headers[HEADER], out.body, tolerance_s=300)  # raises if wrong
+    signed = SignedRequest("POST", "/dags/load", "", "key-1", out.body)
+    assert verify([SECRET], out.headers[HEADER], signed, tolerance_s=300) == SECRET  # raises if wrong
     assert json.loads(out.body) == {"table": "orders"}
 
 
@@ -180,7 +181,7 @@ def test_send_webhook_with_secret_env_signs(
         )  # fmt: skip
         (seen,) = fake.seen
     assert code == 0 and seen.path == "/dags/d" and seen.headers["Idempotency-Key"] == "abc"
-    verify(SECRET, seen.headers[HEADER], seen.body, tolerance_s=300)
+    assert verify([SECRET], seen.headers[HEADER], SignedRequest("POST", "/dags/d", "", "abc", seen.body), 300)
     assert SECRET not in capsys.readouterr().out
 
 
