@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Deploy dagtrigger as an HTTP Cloud Run function (2nd gen) for webhooks and Pub/Sub push
-# subscriptions. It is never public: callers need roles/run.invoker (--invoker).
+# Deploy dagtrigger as an HTTP Cloud Run function (2nd gen) for signed webhooks (trigger_http) or Pub/Sub push
+# subscriptions (trigger_push, OIDC-verified). It is never public: callers need roles/run.invoker (--invoker).
 # Run deploy/iam.sh --trigger http first (service account and roles).
 set -euo pipefail
 
@@ -12,13 +12,16 @@ usage() {
   cat <<'EOF'
 Usage: deploy/deploy-http.sh --project ID --region REGION
          (--composer-env ENV [--composer-location LOC] | --airflow-uri URL)
-         --dag-id DAG [--invoker MEMBER]... [options]
+         --dag-id DAG [--invoker MEMBER]... [--entry-point trigger_http|trigger_push] [options]
 
 Deploys the function (default name dagtrigger-http, entry point trigger_http) with an HTTP
 trigger that requires authentication (--no-allow-unauthenticated), then grants
 roles/run.invoker on it to each --invoker.
 
 HTTP trigger:
+  --entry-point NAME       trigger_http (default): signed webhooks; trigger_push: Pub/Sub push
+                           subscriptions, which need --env PUSH_AUDIENCE=URL and
+                           --env PUSH_SERVICE_ACCOUNTS=EMAIL (the subscription's OIDC token)
   --invoker MEMBER         who may call the function (repeatable): serviceAccount:EMAIL
                            (e.g. a Pub/Sub push subscription's service account),
                            user:EMAIL, group:EMAIL, ... A bare *.gserviceaccount.com email
@@ -33,15 +36,22 @@ EOF
 }
 
 INVOKERS=()
+ENTRY_POINT=trigger_http
 
 dt_script_option() {
   case $1 in
     --invoker) INVOKERS+=("$2") ;;
+    --entry-point)
+      case $2 in
+        trigger_http | trigger_push) ENTRY_POINT=$2 ;;
+        *) dt_die "--entry-point: '$2' is not trigger_http or trigger_push" ;;
+      esac
+      ;;
   esac
 }
 
 dt_use_options common airflow function
-dt_add_options "--invoker" ""
+dt_add_options "--invoker --entry-point" ""
 dt_parse_args "$@"
 dt_prepare_deploy http dagtrigger-http
 members=()
@@ -52,7 +62,7 @@ done
 dt_require_gcloud
 
 dt_resolve_airflow_uri
-dt_deploy_function http trigger_http --trigger-http --no-allow-unauthenticated
+dt_deploy_function http "$ENTRY_POINT" --trigger-http --no-allow-unauthenticated
 for member in "${members[@]}"; do
   dt_grant_invoker "$member"
 done
