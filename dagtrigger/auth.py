@@ -39,10 +39,6 @@ class Auth(AuthBase):
         """Who we are to Airflow, for error messages (never a secret)."""
         return "anonymous"
 
-    @property
-    def token_fetches(self) -> int:
-        return 0
-
 
 class BasicAuth(Auth):
     mode = "basic"
@@ -83,7 +79,6 @@ class _CachedBearer(Auth):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self._fetches = 0
         self._failure: CredentialsUnavailable | None = None
         self._failed_at = 0.0
 
@@ -113,7 +108,6 @@ class _CachedBearer(Auth):
                     return usable
                 raise
             self._failure = None
-            self._fetches += 1
             return self._token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -124,10 +118,6 @@ class _CachedBearer(Auth):
         with self._lock:
             self._token = None
             self._failure = None
-
-    @property
-    def token_fetches(self) -> int:
-        return self._fetches
 
 
 class GoogleAuth(_CachedBearer):
