@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from .exceptions import ConfigError, DagtriggerError
+from .gcs import location_uri, parse_location
 from .templates import Expression
 
 WINDOW_MAX_S = 86_400
@@ -37,9 +38,7 @@ GROUP_MAX_CHARS = 1024
 OFFSET_SLOTS = 1_000_000  # microseconds in a second: Airflow stores logical dates to the microsecond
 MAX_OFFSET_PROBES = 16
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_BAD_PREFIX = re.compile(r"[\x00-\x1f\x7f*?\[\]#]")
 
 
 class BatchError(DagtriggerError, ValueError):
@@ -62,7 +61,7 @@ class BatchSpec:
 
     @property
     def members_uri(self) -> str:
-        return f"gs://{self.bucket}/{self.prefix}" if self.prefix else f"gs://{self.bucket}"
+        return location_uri(self.bucket, self.prefix)
 
 
 def parse_batch(value: Any, path: str, error: Callable[[str, str], ConfigError], where: str) -> BatchSpec:
@@ -81,12 +80,10 @@ def parse_batch(value: Any, path: str, error: Callable[[str, str], ConfigError],
     members = value.get("members")
     if not isinstance(members, str) or not members.startswith("gs://"):
         raise error(f"{path}.members", "is required: the gs://bucket/prefix where members are recorded")
-    bucket, _, prefix = members[len("gs://") :].partition("/")
-    prefix = prefix.strip("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise error(f"{path}.members", f"{bucket[:100]!r} is not a bucket name (e.g. gs://ops-bucket/batches)")
-    if prefix and (any(s in ("", ".", "..") for s in prefix.split("/")) or _BAD_PREFIX.search(prefix)):
-        raise error(f"{path}.members", "the prefix must not hold empty, '.' or '..' segments, wildcards or '#'")
+    try:
+        bucket, prefix = parse_location(members)
+    except ValueError as exc:
+        raise error(f"{path}.members", f"{exc} (e.g. gs://ops-bucket/batches)") from None
     return BatchSpec(
         window_s=window,
         group=Expression(group, f"{where} → {path}.group") if group is not None else None,

@@ -8,12 +8,12 @@ use, as in deadletter.py, so routes without batches pay nothing at cold start.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import DagtriggerError
+from .gcs import default_retry, storage_client
 from .redaction import redact
 
 
@@ -31,21 +31,11 @@ class MembersStore:
         self.budget_s = budget_s
         self.timeout_s = timeout_s
         self._client = client
-        self._retry: Any = None
-        self._lock = threading.Lock()
 
     def _storage(self) -> tuple[Any, Any]:
-        if self._retry is None:
-            with self._lock:
-                if self._retry is None:
-                    from google.cloud.storage.retry import DEFAULT_RETRY
-
-                    if self._client is None:
-                        from google.cloud import storage
-
-                        self._client = storage.Client()  # honours STORAGE_EMULATOR_HOST
-                    self._retry = DEFAULT_RETRY
-        return self._client, self._retry
+        if self._client is None:
+            self._client = storage_client()
+        return self._client, default_retry()
 
     def write(self, bucket: str, name: str, record: Mapping[str, Any]) -> str:
         """Upload ``record`` as ``gs://bucket/name`` within the time budget; returns that URI.

@@ -6,25 +6,12 @@ google-cloud-storage is imported on first use only, so routes without manifests 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from .exceptions import ManifestError
+from .gcs import storage_client
 
 __all__ = ["ManifestError", "read_manifest"]
-
-_client: Any = None
-_lock = threading.Lock()
-
-
-def _storage_client() -> Any:
-    global _client
-    with _lock:
-        if _client is None:
-            from google.cloud import storage
-
-            _client = storage.Client()
-        return _client
 
 
 def read_manifest(bucket: str, name: str, max_bytes: int) -> dict[str, Any]:
@@ -33,7 +20,7 @@ def read_manifest(bucket: str, name: str, max_bytes: int) -> dict[str, Any]:
 
     where = f"gs://{bucket}/{name}"
     try:
-        blob = _storage_client().bucket(bucket).get_blob(name)
+        blob = storage_client().bucket(bucket).get_blob(name)
         if blob is None:
             raise ManifestError(f"manifest {where} does not exist")
         if blob.size is not None and blob.size > max_bytes:

@@ -12,39 +12,22 @@ from datetime import date, timedelta
 from urllib.parse import quote, unquote
 
 from ..exceptions import ConfigError
+from ..gcs import parse_location
 from .record import DeadLetter, _sort_time, parse_time
 
 ENV_VAR = "DEAD_LETTER_URI"
 EXAMPLE_URI = "gs://my-project-dagtrigger/dead-letters"
 # How far back a re-failing event's first record can be: Pub/Sub redelivers for up to 7 days, Eventarc for 24 h.
 LOOKBACK_DAYS = 7
-MAX_PREFIX_BYTES = 500  # object names are ≤ 1,024 bytes: prefix + 11 (date) + ≤ 250 (DAG) + ≤ 250 (run) + 7
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _DAY = re.compile(r"^\d{4}/\d{2}/\d{2}$")
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
-    """``gs://bucket/prefix`` → (bucket, prefix without slashes at either end; "" for the bucket root)."""
-
-    def bad(problem: str) -> ConfigError:
-        return ConfigError(f"{ENV_VAR}: {problem} (example: {ENV_VAR}={EXAMPLE_URI})")
-
-    value = uri.strip()
-    if not value:
-        raise bad("is empty: the gs://bucket/prefix where dead letters are written")
-    if not value.startswith("gs://"):
-        raise bad(f"{value[:100]!r} must start with gs://")
-    bucket, _, prefix = value[len("gs://") :].partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket or any(len(part) > 63 for part in bucket.split(".")):
-        raise bad(f"{bucket[:100]!r} is not a bucket name (3-63 lowercase letters, digits, '-', '_' or '.')")
-    prefix = prefix.strip("/")
-    if prefix and any(segment in ("", ".", "..") for segment in prefix.split("/")):
-        raise bad("the prefix must not contain empty, '.' or '..' segments")
-    if any(ord(c) < 32 or ord(c) == 127 for c in prefix) or any(c in prefix for c in "*?[]#"):
-        raise bad("the prefix must not contain control characters, wildcards or '#'")
-    if len(prefix.encode("utf-8")) > MAX_PREFIX_BYTES:
-        raise bad(f"the prefix is over {MAX_PREFIX_BYTES} bytes")
-    return bucket, prefix
+    """``DEAD_LETTER_URI`` → (bucket, prefix); ConfigError naming the variable with a good example."""
+    try:
+        return parse_location(uri)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_VAR}: {exc} (example: {ENV_VAR}={EXAMPLE_URI})") from None
 
 
 @dataclass(frozen=True)

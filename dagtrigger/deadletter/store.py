@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import logs
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
+from ..gcs import default_retry, location_uri, storage_client
 from ..redaction import redact
 from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
 from .record import DeadLetter, _utc, check_outcome, is_replayed, matches, merge, with_replay
@@ -80,14 +81,12 @@ class DeadLetterStore:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.bucket_name, self.prefix = parse_uri(uri)
-        self.uri = f"gs://{self.bucket_name}/{self.prefix}" if self.prefix else f"gs://{self.bucket_name}"
+        self.uri = location_uri(self.bucket_name, self.prefix)
         self.budget_s = budget_s
         self.timeout_s = timeout_s
         self.lookback_days = lookback_days
         self.page_size = page_size
         self._client = client
-        self._retry: Any = None
-        self._init_lock = threading.Lock()
         self._locks = tuple(threading.Lock() for _ in range(64))
 
     def __repr__(self) -> str:
@@ -96,19 +95,10 @@ class DeadLetterStore:
     # -- plumbing
 
     def _storage(self) -> tuple[Any, Any]:
-        """The client and the retry policy, built once: google-cloud-storage is imported here, not at start-up."""
-        if self._retry is not None:
-            return self._client, self._retry
-        with self._init_lock:
-            if self._retry is None:
-                from google.cloud.storage.retry import DEFAULT_RETRY
-
-                if self._client is None:
-                    from google.cloud import storage
-
-                    self._client = storage.Client()  # honours STORAGE_EMULATOR_HOST
-                self._retry = DEFAULT_RETRY
-            return self._client, self._retry
+        """The client (the process's, unless one was given) and the retry policy: imported here, not at start-up."""
+        if self._client is None:
+            self._client = storage_client()
+        return self._client, default_retry()
 
     def _lock(self, dag_id: str, run_id: str) -> threading.Lock:
         return self._locks[zlib.crc32(f"{dag_id}\0{run_id}".encode()) % len(self._locks)]
