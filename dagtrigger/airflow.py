@@ -266,6 +266,12 @@ class AirflowClient:
             # 401/403 still prove the endpoint exists; 404 (or 405) means this API is not served here.
             if response.status_code in (200, 401, 403):
                 return version
+            if 300 <= response.status_code < 400:  # not followed (the credential would go along), not retried
+                raise AirflowUnreachable(
+                    f"GET /api/{version}/version at {self.base_url} answered {response.status_code} (a redirect), "
+                    "which is never followed with credentials: set AIRFLOW_URI to the final address [airflow-redirect]",
+                    transient=False,
+                )
             seen.append(f"/api/{version}/version → {response.status_code}")
         raise AirflowUnreachable(
             f"could not detect the Airflow API version at {self.base_url} ({'; '.join(seen)}); check AIRFLOW_URI "

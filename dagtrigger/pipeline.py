@@ -287,7 +287,7 @@ class Pipeline:
         try:
             reply = self.client.trigger(call)
         except AirflowUnreachable as exc:
-            return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
+            return Outcome(Kind.RETRY if exc.transient else Kind.FAILED, f"Airflow unreachable: {exc}")
         except CredentialsUnavailable as exc:
             return Outcome(Kind.RETRY if exc.transient else Kind.FAILED, f"no credentials: {exc}")
         outcome = classify(reply.status)

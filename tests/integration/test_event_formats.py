@@ -56,3 +56,21 @@ def test_all_delivery_formats_of_one_object_version_make_one_run(setup: tuple[Fa
     assert body["conf"]["name"] == NAME
     outcomes = [e["outcome"] for e in function.logs() if e.get("outcome")]
     assert outcomes == ["done", "duplicate", "duplicate", "duplicate"]
+
+
+def test_binary_mode_ce_headers_are_percent_decoded(setup: tuple[FakeAirflow, FunctionProcess]) -> None:
+    """The HTTP binding percent-encodes ce-* values (send_event does, as Eventarc may); the SDK leaves them encoded."""
+    airflow, function = setup
+    attrs = storage_attrs(name=NAME, datacontenttype="application/json")
+    assert function.send_event(attrs, storage_data(name=NAME)).status_code == 200
+    [body] = airflow.runs.values()
+    assert body["conf"]["_event"]["subject"] == f"objects/{NAME}"
+
+
+def test_structured_mode_attributes_are_taken_literally(setup: tuple[FakeAirflow, FunctionProcess]) -> None:
+    airflow, function = setup
+    name = "reports/100%25 done.csv"  # a literal '%25' in the name: structured mode carries it as JSON, unencoded
+    attrs = storage_attrs(name=name, datacontenttype="application/json")
+    assert function.send_event(attrs, storage_data(name=name), structured=True).status_code == 200
+    [body] = airflow.runs.values()
+    assert body["conf"]["_event"]["subject"] == f"objects/{name}"

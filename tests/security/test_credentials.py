@@ -81,3 +81,20 @@ def test_echoed_credentials_reach_neither_the_caller_nor_the_dead_letter(routes_
     assert fake.url.split("//")[1] not in reply.text
     assert "airflow.internal" not in reply.text
     assert "op-user" not in reply.text
+
+
+def test_the_version_probe_never_follows_a_redirect(routes_file: Path, tmp_path: Path) -> None:
+    with FakeServer(lambda seen: Answer(200, {"version": "3"})) as evil:
+
+        def airflow(seen: Seen) -> Answer:
+            return Answer(301, b"", {"Location": evil.url + seen.path})
+
+        with FakeServer(airflow) as fake:
+            env = webhook_env(fake.url, routes_file, AIRFLOW_API_VERSION="auto")
+            with FunctionProcess("trigger_http", env, tmp_path) as fn:
+                out = webhook_request(fn.url, {"order": 1}, "/shop", SECRET, "k-4")
+                reply = fn.session.post(out.url, headers=dict(out.headers), data=out.body, timeout=60)
+                assert reply.status_code == 502, reply.text  # a clear failure, not a 503 retried forever
+                assert "[airflow-redirect]" in fn.output()
+        assert evil.seen == []
+        assert fake.requests_to("/version")[0].headers.get("Authorization", "").startswith("Basic ")
