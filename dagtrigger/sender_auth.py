@@ -82,7 +82,10 @@ def authenticate_webhook(
     secrets = secrets or settings.webhook_secrets
     header = next((v for k, v in headers.items() if k.lower() == signature.HEADER.lower()), None)
     secret = signature.verify(secrets, header, request, settings.webhook_tolerance_s)
-    return frozenset(r.name for r in routes if secret in _secrets_of(r, settings))
+    proven = frozenset(r.name for r in routes if secret in _secrets_of(r, settings))
+    if candidates and not proven:  # e.g. a dagtrigger-v2 request at a Standard Webhooks route's path
+        raise BadEvent(f"{signature.HEADER} is not signed with a secret of the route at this path", 401)
+    return proven
 
 
 def signed_request(method: str, path: str, query: bytes, headers: Mapping[str, str], body: bytes) -> SignedRequest:
