@@ -85,7 +85,7 @@ class _Check:
         try:
             settings = settings_from_env(self.env)
             if settings.routes_file:
-                rules, source = load_rules(settings.routes_file), f"ROUTES_FILE={settings.routes_file}"
+                rules, source = load_rules(settings.routes_file, self.env), f"ROUTES_FILE={settings.routes_file}"
             else:
                 assert settings.dag_id is not None
                 rules, source = single_route(settings.dag_id, settings.storage_actions), f"DAG_ID={settings.dag_id}"
