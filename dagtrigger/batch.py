@@ -8,9 +8,7 @@ objects in Cloud Storage are the ledger, so every function here is deterministic
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -20,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from .exceptions import ConfigError, DagtriggerError
 from .gcs import location_uri, parse_location
+from .run_id import digest, squash
 from .templates import Expression
 
 WINDOW_MAX_S = 86_400
@@ -38,7 +37,6 @@ GROUP_MAX_CHARS = 1024
 OFFSET_SLOTS = 1_000_000  # microseconds in a second: Airflow stores logical dates to the microsecond
 MAX_OFFSET_PROBES = 16
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class BatchError(DagtriggerError, ValueError):
@@ -189,22 +187,12 @@ def group_value(spec: BatchSpec, kind: str, context: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------------------- ids
 
 
-def _digest(*parts: Any, chars: int = 12) -> str:
-    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:chars]
-
-
-def _readable(text: str, limit: int) -> str:
-    safe = _UNSAFE.sub("_", text).strip("_.") or "root"
-    return safe if len(safe) <= limit else (safe[-limit:].lstrip("_.") or "x")
-
-
 def batch_run_id(route: str, group: str, window: Window) -> str:
     """``batch__<route>__<group>__<window start>__<digest>``: the same for every member of a (route, group, window),
     different for any other (the digest covers all three and the window size); ≤ 207 characters, always inside
     Airflow's run-id alphabet."""
-    digest = _digest("batch", route, group, iso(window.start), window.size_s)
-    return "__".join(("batch", _readable(route, 64), _readable(group, 100), window.label, digest))
+    hashed = digest("batch", route, group, iso(window.start), window.size_s)
+    return "__".join(("batch", squash(route, 64, True, "root"), squash(group, 100, True, "root"), window.label, hashed))
 
 
 def v1_logical_dates(route: str, group: str, window: Window) -> Iterator[datetime]:
@@ -215,7 +203,7 @@ def v1_logical_dates(route: str, group: str, window: Window) -> Iterator[datetim
     collision (the birthday bound predicts ~50), so a taken date is detected (409 while our run id does not exist)
     and the next candidate is tried; the first candidate does not depend on the window, so it stays stable."""
     for attempt in range(MAX_OFFSET_PROBES):
-        offset = int(_digest("offset", route, group, attempt, chars=15), 16) % OFFSET_SLOTS
+        offset = int(digest("offset", route, group, attempt, chars=15), 16) % OFFSET_SLOTS
         yield window.end + timedelta(microseconds=offset)
 
 

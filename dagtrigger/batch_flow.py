@@ -30,11 +30,12 @@ from .batch import (
     window_for,
 )
 from .batch_store import MembersStore, MemberWriteError
-from .conf import build_conf, conf_size, run_id_for, template_context
+from .conf import build_conf, conf_size, template_context
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
 from .outcome import Kind, Outcome
 from .routing import Target
+from .run_id import run_id_for
 
 MAX_LATE_HOPS = 3  # a late member whose next window also started (tiny windows, slow writes) moves on, bounded
 _CREATED = frozenset({Kind.DONE, Kind.DUPLICATE})

@@ -19,7 +19,7 @@ from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock
-from .conf import conf_size, run_id_for
+from .conf import conf_size
 from .deadletter import DeadLetterStore, Received, new_record
 from .events import Event
 from .exceptions import (
@@ -36,6 +36,7 @@ from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
 from .rules import Match, Route, Rules, load_rules, single_route
+from .run_id import route_run_id
 from .settings import Settings, settings_from_env
 
 
@@ -213,7 +214,7 @@ class Pipeline:
             else:
                 outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
         if run_id is None:
-            run_id = run_id_for(event, target.name if target.route.shares_dag else None)
+            run_id = route_run_id(event, target.route)
         return Result(target, run_id, outcome)
 
     def _batched(self, event: Event, target: Target) -> Result:
@@ -233,7 +234,7 @@ class Pipeline:
         outcome = placed.outcome
         if placed.run_id:
             outcome = Outcome(outcome.kind, f"{outcome.reason} (batch run {placed.run_id})", outcome.status)
-        return Result(target, run_id_for(event, target.name if target.route.shares_dag else None), outcome)
+        return Result(target, route_run_id(event, target.route), outcome)
 
     def _settle(self, event: Event, received: Received | None, result: Result) -> Result:
         """Turn a retry of a too-old event into a failure, record failures as dead letters, then log once.

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .conf import RESERVED_KEY, build_conf, run_id_for, template_context
+from .conf import RESERVED_KEY, build_conf, template_context
 from .events import Event
 from .exceptions import TemplateError
 from .rules import Route
-from .templates import safe_run_id
+from .run_id import route_run_id, safe_run_id
 
 __all__ = ["Rendered", "TemplateError", "render"]
 
@@ -37,7 +37,7 @@ def render(event: Event, route: Route, manifest: Any = None) -> Rendered:
     for key, expression in route.conf:
         conf[key] = expression.evaluate(context)
     conf[RESERVED_KEY] = {**base[RESERVED_KEY], "route": route.name}
-    default_id = run_id_for(event, route.name if route.shares_dag else None)
+    default_id = route_run_id(event, route)
     run_id = default_id
     if route.run_id is not None:
         candidate = route.run_id.render({**conf, "default": default_id})

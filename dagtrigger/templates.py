@@ -17,7 +17,6 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from .conf import RUN_ID_MAX, RUN_ID_PATTERN
 from .exceptions import ConfigError, TemplateError
 
 _MAX_REGEX_INPUT = 4096
@@ -160,14 +159,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def safe_run_id(candidate: str, digest: str) -> str:
-    """A user template's result made valid: kept when already valid, else squashed and suffixed with a digest.
-
-    Surrounding whitespace is dropped first, so ``123`` and ``123\n`` from a sender name the same run."""
-    candidate = candidate.strip()
-    if RUN_ID_PATTERN.fullmatch(candidate) and len(candidate) <= RUN_ID_MAX:
-        return candidate
-    squashed = re.sub(r"[^A-Za-z0-9_.-]+", "_", candidate).strip("_.") or "run"
-    return f"{squashed[: RUN_ID_MAX - len(digest) - 2]}__{digest}"

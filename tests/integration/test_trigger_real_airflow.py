@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dagtrigger import events
-from dagtrigger.conf import RESERVED_KEY, RUN_ID_PATTERN, run_id_for
+from dagtrigger.conf import RESERVED_KEY
+from dagtrigger.run_id import RUN_ID_PATTERN, run_id_for
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import Answer, FakeServer

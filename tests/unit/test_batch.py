@@ -31,9 +31,10 @@ from dagtrigger.batch import (
     v1_logical_dates,
     window_for,
 )
-from dagtrigger.conf import run_id_for, template_context
+from dagtrigger.conf import template_context
 from dagtrigger.exceptions import ConfigError
 from dagtrigger.rules import parse_rules
+from dagtrigger.run_id import run_id_for
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagtrigger import events
-from dagtrigger.conf import RESERVED_KEY, RUN_ID_MAX, RUN_ID_PATTERN, build_conf, conf_size, run_id_for
+from dagtrigger.conf import RESERVED_KEY, build_conf, conf_size
+from dagtrigger.run_id import RUN_ID_MAX, RUN_ID_PATTERN, run_id_for
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dagtrigger import events
-from dagtrigger.conf import RUN_ID_PATTERN, run_id_for
+from dagtrigger.run_id import RUN_ID_PATTERN, run_id_for
 
 GOOGLE = Path(__file__).resolve().parents[1] / "fixtures" / "google"
 

@@ -18,8 +18,8 @@ from urllib.parse import unquote
 import pytest
 
 from dagtrigger import cli, events
-from dagtrigger.conf import run_id_for
 from dagtrigger.exceptions import ConfigError
+from dagtrigger.run_id import run_id_for
 from dagtrigger.send import percent_encode, pubsub_event, storage_event, topic_path, webhook_request
 from dagtrigger.signature import HEADER, SignedRequest, verify
 from tests.support.fakes import Answer, FakeMetadataServer, FakeServer, Seen, free_port

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagtrigger import events
-from dagtrigger.conf import RESERVED_KEY, RUN_ID_MAX, RUN_ID_PATTERN, build_conf, run_id_for
+from dagtrigger.conf import RESERVED_KEY, build_conf
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.render import TemplateError, render
 from dagtrigger.rules import parse_rules
+from dagtrigger.run_id import RUN_ID_MAX, RUN_ID_PATTERN, run_id_for
 from dagtrigger.templates import Expression
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
