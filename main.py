@@ -19,7 +19,7 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import deadletter, events, sender_auth
+from dagtrigger import events, sender_auth
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline, Report
@@ -88,7 +88,7 @@ def trigger_event(cloud_event: CloudEvent) -> None:
         _reject(BadEvent("a ce-* header is not percent-encoded UTF-8"))
     try:
         event = events.from_cloud_event(attributes, cloud_event.data)
-        report = PIPELINE.handle(event, deadletter.received_cloud_event(attributes, cloud_event.data))
+        report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
     if not report.acknowledged:
@@ -127,7 +127,7 @@ def trigger_http(request: flask.Request) -> flask.Response:
         signed = sender_auth.signed_request(request.method, request.path, request.query_string, headers, body)
         routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers)
         event = events.from_webhook(body, headers, request.path, routes)
-        report = PIPELINE.handle(event, deadletter.received_webhook(body, headers, request.path))
+        report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
     return _json(_webhook_status(report), report.public_json())
@@ -142,8 +142,7 @@ def trigger_push(request: flask.Request) -> flask.Response:
         PUSH.verify(request.headers.get("Authorization"))
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
         event = events.from_push_envelope(body)
-        envelope = json.loads(body)  # already parsed strictly above; the dead letter keeps it whole
-        report = PIPELINE.handle(event, deadletter.received_push(envelope))
+        report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
     return _answer(report, 200 if report.acknowledged else 503)

@@ -30,7 +30,7 @@ from .batch import (
     window_for,
 )
 from .batch_store import MembersStore, MemberWriteError
-from .conf import build_conf, conf_size, template_context
+from .conf import EventDocuments, conf_size, documents
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
 from .outcome import Kind, Outcome
@@ -71,10 +71,11 @@ class Batcher:
         self.posts = 0  # trigger POSTs this process made for batches (retries inside one POST not counted)
         self._posts_lock = threading.Lock()
 
-    def handle(self, event: Event, target: Target, manifest: Any = None) -> Placed:
+    def handle(self, event: Event, target: Target, manifest: Any = None, docs: EventDocuments | None = None) -> Placed:
         spec = target.route.batch
         assert spec is not None
-        context = template_context(event)
+        docs = docs or documents(event)
+        context = dict(docs.context)
         if target.route.manifest is not None:
             context[target.route.manifest.into] = manifest
         try:
@@ -83,7 +84,7 @@ class Batcher:
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
             return Placed("", Outcome(Kind.FAILED, f"batch: {exc}"))
-        member_conf = build_conf(event)
+        member_conf = dict(docs.conf)
         if target.route.manifest is not None:
             member_conf[target.route.manifest.into] = manifest
         key = run_id_for(event)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .events import Event, parse_json
-from .exceptions import BadEvent
+from .events import NOT_JSON, Event, PubSubMessage
 
 RESERVED_KEY = "_event"
 
@@ -39,20 +40,20 @@ def _event_info(event: Event) -> dict[str, Any]:
     return info
 
 
-def _message_payload(data: bytes | None) -> dict[str, Any]:
-    """JSON objects spread into the conf; other JSON under data_json; text under data_text; bytes as base64."""
-    if data is None:
+def _message_payload(msg: PubSubMessage) -> dict[str, Any]:
+    """JSON objects spread into the conf; other JSON under data_json; text under data_text; bytes as base64.
+
+    Reads the message's JSON decoded once (``json_data``); the dict returned is always a fresh copy."""
+    if msg.data is None:
         return {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"data_base64": base64.b64encode(data).decode("ascii")}
-    try:
-        value = parse_json(text, "message data")
-    except BadEvent:  # not JSON, or JSON Airflow cannot take (NaN, 1e999): the text itself
-        return {"data_text": text}
+    value = msg.json_data
+    if value is NOT_JSON:  # not JSON, or JSON Airflow cannot take (NaN, 1e999): the text itself, or the bytes
+        try:
+            return {"data_text": msg.data.decode("utf-8")}
+        except UnicodeDecodeError:
+            return {"data_base64": base64.b64encode(msg.data).decode("ascii")}
     if isinstance(value, dict):
-        return value
+        return dict(value)
     return {"data_json": value}
 
 
@@ -62,7 +63,7 @@ def build_conf(event: Event) -> dict[str, Any]:
     if event.storage is not None:
         conf = dict(event.storage.resource)
     elif event.message is not None:
-        conf = _message_payload(event.message.data)
+        conf = _message_payload(event.message)
     elif event.webhook is not None:
         conf = dict(event.webhook.body)
     else:
@@ -76,20 +77,36 @@ def conf_size(conf: dict[str, Any]) -> int:
     return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
-def _message_value(data: bytes | None) -> Any:
-    payload = _message_payload(data)
+def _message_value(msg: PubSubMessage) -> Any:
+    payload = _message_payload(msg)
     for key in ("data_json", "data_text", "data_base64"):
         if key in payload and len(payload) == 1:
             return payload[key]
     return payload or None
 
 
-def template_context(event: Event) -> dict[str, Any]:
-    """The JSON document route templates see: plain data only, the same shape for direct and relayed events."""
+@dataclass(frozen=True)
+class EventDocuments:
+    """The default conf and the template context of one event: built once per event and shared by every route
+    it matches (read-only; copy before adding to them)."""
+
+    conf: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+
+def documents(event: Event) -> EventDocuments:
+    conf = build_conf(event)
+    return EventDocuments(conf, template_context(event, conf))
+
+
+def template_context(event: Event, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document route templates see: plain data only, the same shape for direct and relayed events.
+
+    ``conf``: the event's default conf when already built (see ``documents``)."""
     context: dict[str, Any] = {
         "kind": event.kind.value,
         "event": {**_event_info(event), "action": event.action},
-        "conf": build_conf(event),
+        "conf": build_conf(event) if conf is None else conf,
     }
     if event.storage is not None:
         obj = event.storage
@@ -107,9 +124,10 @@ def template_context(event: Event) -> dict[str, Any]:
         )
     if event.message is not None:
         msg = event.message
+        value = _message_value(msg)
         context.update(
             message={
-                "data": _message_value(msg.data),
+                "data": value,
                 "attributes": dict(msg.attributes),
                 "message_id": msg.message_id,
                 "publish_time": msg.publish_time,
@@ -118,7 +136,6 @@ def template_context(event: Event) -> dict[str, Any]:
             },
             attributes=dict(msg.attributes),
         )
-        value = _message_value(msg.data)
         if isinstance(value, dict):
             context["body"] = value
     if event.webhook is not None:

@@ -12,12 +12,14 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
-from .exceptions import BadEvent
+from .delivery import TRANSPORTS, Delivery
+from .exceptions import BadDeadLetter, BadEvent
 from .settings import is_dag_id
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -40,6 +42,10 @@ NOTIFICATION_TYPES: Mapping[str, str] = {
 }
 # The first one present is the key. webhook-id comes first: Standard Webhooks sign it, so it cannot be swapped.
 IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
+# Webhook headers a dead letter keeps: what a replay needs to derive the same run id. Everything else
+# (Authorization, signatures, cookies) is dropped by this allow-list, never by a deny-list that could miss one.
+SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS)})
+NOT_JSON: Any = object()  # PubSubMessage.json_data of data that is absent or not JSON
 MAX_JSON_DEPTH = 64
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
@@ -70,6 +76,16 @@ class PubSubMessage:
     topic: str | None
     subscription: str | None
 
+    @cached_property
+    def json_data(self) -> Any:
+        """``data`` as strict JSON (see parse_json), or NOT_JSON: decoded once for routing, the conf and templates."""
+        if self.data is None:
+            return NOT_JSON
+        try:
+            return parse_json(self.data, "message data")
+        except BadEvent:
+            return NOT_JSON
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -97,6 +113,8 @@ class Event:
     message: PubSubMessage | None = None
     webhook: Webhook | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # The request as it arrived (for a dead letter and its replay); not part of what the event is.
+    delivery: Delivery | None = field(default=None, compare=False, repr=False)
 
     @property
     def action(self) -> str | None:
@@ -104,7 +122,8 @@ class Event:
         return STORAGE_TYPES.get(self.type)
 
 
-def _text(value: Any, what: str, required: bool = True) -> str | None:
+def _checked_text(value: Any, what: str, required: bool = True) -> str | None:
+    """An identity field as text, or BadEvent naming it (missing when required, not a string, too long)."""
     if value is None or value == "":
         if required:
             raise BadEvent(f"{what} is missing")
@@ -191,10 +210,10 @@ def _storage(data: Any, attrs: Mapping[str, Any]) -> StorageObject:
     subject = str(attrs.get("subject") or "")
     name = resource.get("name") or (subject[len("objects/") :] if subject.startswith("objects/") else None)
     return StorageObject(
-        bucket=_text(bucket, "data.bucket") or "",
-        name=_text(name, "data.name") or "",
-        generation=_text(resource.get("generation"), "data.generation") or "",
-        metageneration=_text(resource.get("metageneration"), "data.metageneration", required=False),
+        bucket=_checked_text(bucket, "data.bucket") or "",
+        name=_checked_text(name, "data.name") or "",
+        generation=_checked_text(resource.get("generation"), "data.generation") or "",
+        metageneration=_checked_text(resource.get("metageneration"), "data.metageneration", required=False),
         resource=resource,
     )
 
@@ -228,13 +247,13 @@ def _pubsub_message(envelope: Mapping[str, Any], topic: str | None, fallback_id:
     message_id = message.get("messageId") or message.get("message_id") or fallback_id
     subscription = envelope.get("subscription")
     return PubSubMessage(
-        message_id=_text(message_id, "message.messageId") or "",
+        message_id=_checked_text(message_id, "message.messageId") or "",
         data=_decode_base64(message.get("data")),
         attributes=_attributes(message.get("attributes")),
-        publish_time=_text(message.get("publishTime") or message.get("publish_time"), "publishTime", False),
-        ordering_key=_text(message.get("orderingKey") or message.get("ordering_key"), "orderingKey", False),
+        publish_time=_checked_text(message.get("publishTime") or message.get("publish_time"), "publishTime", False),
+        ordering_key=_checked_text(message.get("orderingKey") or message.get("ordering_key"), "orderingKey", False),
         topic=topic,
-        subscription=_text(subscription, "subscription", required=False),
+        subscription=_checked_text(subscription, "subscription", required=False),
     )
 
 
@@ -245,15 +264,19 @@ def _topic_from_source(source: str) -> str | None:
 
 def from_cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
     """Build an Event from CloudEvent attributes (id, type, source, subject, time, extensions) and its data."""
-    ce_id = _text(attrs.get("id"), "CloudEvent id") or ""
-    ce_type = _text(attrs.get("type"), "CloudEvent type") or ""
-    source = _text(attrs.get("source"), "CloudEvent source") or ""
+    return replace(_cloud_event(attrs, data), delivery=Delivery.cloud_event(attrs, data))
+
+
+def _cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
+    ce_id = _checked_text(attrs.get("id"), "CloudEvent id") or ""
+    ce_type = _checked_text(attrs.get("type"), "CloudEvent type") or ""
+    source = _checked_text(attrs.get("source"), "CloudEvent source") or ""
     common: dict[str, Any] = {
         "id": ce_id,
         "type": ce_type,
         "source": source,
-        "subject": _text(attrs.get("subject"), "subject", required=False),
-        "time": _text(attrs.get("time"), "time", required=False),
+        "subject": _checked_text(attrs.get("subject"), "subject", required=False),
+        "time": _checked_text(attrs.get("time"), "time", required=False),
     }
     if ce_type in STORAGE_TYPES:
         return Event(kind=Kind.STORAGE, storage=_storage(data, attrs), **common)
@@ -306,9 +329,10 @@ def from_push_envelope(raw_body: bytes | Mapping[str, Any]) -> Event:
     event kind, never the body's shape."""
     body = _json_object(raw_body, "Pub/Sub push body")
     message = _pubsub_message(body, topic=None, fallback_id=None)
+    delivery = Delivery.push(body)
     notification = _storage_notification(message)
     if notification is not None:
-        return notification
+        return replace(notification, delivery=delivery)
     return Event(
         kind=Kind.PUBSUB,
         id=message.message_id,
@@ -316,6 +340,7 @@ def from_push_envelope(raw_body: bytes | Mapping[str, Any]) -> Event:
         source=f"//pubsub.googleapis.com/{message.subscription or ''}",
         time=message.publish_time,
         message=message,
+        delivery=delivery,
     )
 
 
@@ -323,7 +348,7 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     """The sender's idempotency key: the first of IDEMPOTENCY_HEADERS present (signatures cover this value)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     key = next((lowered[h.lower()] for h in IDEMPOTENCY_HEADERS if lowered.get(h.lower())), None)
-    return _text(key, "Idempotency-Key", required=False)
+    return _checked_text(key, "Idempotency-Key", required=False)
 
 
 def from_webhook(
@@ -351,6 +376,7 @@ def from_webhook(
             requested_dag=requested_dag(path),
             authenticated_routes=authenticated_routes,
         ),
+        delivery=Delivery.webhook(raw_body, headers, path, SAFE_HEADERS),
     )
 
 
@@ -363,3 +389,40 @@ def requested_dag(path: str) -> str | None:
     if not is_dag_id(dag_id):
         raise BadEvent(f"no such DAG {dag_id[:100]!r}", 404)
     return dag_id
+
+
+def from_delivery(delivery: Delivery) -> Event:
+    """A stored delivery (a dead letter's), parsed again by the same parsers as the first time, so a replay gets
+    the same event and run id. Raises BadDeadLetter when it cannot be turned back into a request, and BadEvent when
+    the parsers reject it (as they would have the first time)."""
+    raw = delivery.raw
+    if delivery.transport == "cloudevent":
+        attributes, data = raw.get("attributes"), raw.get("data")
+        if not isinstance(attributes, Mapping):
+            raise BadDeadLetter("dead letter raw.attributes must be an object")
+        if isinstance(data, Mapping) and set(data) == {"_base64"}:
+            data = _unbase64(data["_base64"], "raw.data._base64")
+        event = _cloud_event(attributes, data)
+    elif delivery.transport == "push":
+        body = raw.get("body")
+        if not isinstance(body, Mapping):
+            raise BadDeadLetter("dead letter raw.body must be an object")
+        event = from_push_envelope(body)
+    elif delivery.transport == "webhook":
+        headers = raw.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise BadDeadLetter("dead letter raw.headers must be an object")
+        body_bytes = _unbase64(raw.get("body_base64"), "raw.body_base64")
+        event = from_webhook(body_bytes, {str(k): str(v) for k, v in headers.items()}, str(raw.get("path") or "/"))
+    else:
+        raise BadDeadLetter(f"dead letter transport {delivery.transport!r} is not one of {', '.join(TRANSPORTS)}")
+    return replace(event, delivery=delivery)
+
+
+def _unbase64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadDeadLetter(f"dead letter {what} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadDeadLetter(f"dead letter {what} is not valid base64") from None

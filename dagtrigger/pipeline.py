@@ -19,8 +19,8 @@ from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock
-from .conf import conf_size
-from .deadletter import DeadLetterStore, Received, new_record
+from .conf import EventDocuments, conf_size, documents
+from .deadletter import DeadLetterStore, new_record
 from .events import Event
 from .exceptions import (
     AirflowUnreachable,
@@ -172,8 +172,9 @@ class Pipeline:
         env = os.environ if env is None else env
         return cls.from_settings(settings_from_env(env), log_stream, clock, env)
 
-    def handle(self, event: Event, received: Received | None = None) -> Report:
-        """Trigger every DAG the event routes to; record permanent failures as dead letters (from ``received``).
+    def handle(self, event: Event) -> Report:
+        """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it
+        arrived, ``event.delivery``).
 
         Raises BadEvent(403) for a webhook naming a DAG no route allows.
         """
@@ -183,18 +184,22 @@ class Pipeline:
         if not decision.targets:
             self._log(decision.severity, decision.reason, event, outcome=Kind.IGNORED.value)
             return Report(event, Kind.IGNORED, decision.reason)
-        results = tuple(self._settle(event, received, self._trigger(event, target)) for target in decision.targets)
+        docs = documents(event)  # once per event, whatever the number of routes
+        results = tuple(self._conclude(event, self._trigger(event, target, docs)) for target in decision.targets)
         kind = combine([r.outcome for r in results])
         reasons = "; ".join(f"{r.target.dag_id}: {r.outcome.reason}" for r in results if r.outcome.kind is kind)
         return Report(event, kind, reasons, results)
 
-    def _trigger(self, event: Event, target: Target, run_id_override: str | None = None) -> Result:
+    def _trigger(
+        self, event: Event, target: Target, docs: EventDocuments, run_id_override: str | None = None
+    ) -> Result:
+        """The stages for one target: manifest → conf and run id → size cap → Airflow call (or the batch)."""
         if target.route.batch is not None:
-            return self._batched(event, target)
+            return self._batched(event, target, docs)
         run_id = run_id_override  # the default id is computed by render, or below when rendering failed
         try:
-            manifest = self._manifest(event, target)
-            rendered = render(event, target.route, manifest)
+            manifest = self._manifest(event, target, docs)
+            rendered = render(event, target.route, manifest, docs)
         except TemplateError as exc:
             outcome = Outcome(Kind.FAILED, f"conf could not be built: {exc}", sender_fault=True)
         except ManifestError as exc:
@@ -217,16 +222,16 @@ class Pipeline:
             run_id = route_run_id(event, target.route)
         return Result(target, run_id, outcome)
 
-    def _batched(self, event: Event, target: Target) -> Result:
+    def _batched(self, event: Event, target: Target, docs: EventDocuments) -> Result:
         """A batched route records the event as a member of its window's run (a replay too, under the same run id)."""
         assert self.batcher is not None
         try:
-            manifest = self._manifest(event, target)
+            manifest = self._manifest(event, target, docs)
         except TemplateError as exc:
             return Result(target, "", Outcome(Kind.FAILED, f"manifest location could not be built: {exc}"))
         except ManifestError as exc:
             return Result(target, "", Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc)))
-        placed = self.batcher.handle(event, target, manifest)
+        placed = self.batcher.handle(event, target, manifest, docs)
         if placed.outcome.kind is not Kind.FAILED:
             return Result(target, placed.run_id, placed.outcome)
         # A dead letter is kept per (DAG, run id): a failed member is kept under its own identity, not its batch's,
@@ -236,35 +241,40 @@ class Pipeline:
             outcome = Outcome(outcome.kind, f"{outcome.reason} (batch run {placed.run_id})", outcome.status)
         return Result(target, route_run_id(event, target.route), outcome)
 
-    def _settle(self, event: Event, received: Received | None, result: Result) -> Result:
-        """Turn a retry of a too-old event into a failure, record failures as dead letters, then log once.
+    def _conclude(self, event: Event, result: Result) -> Result:
+        """What becomes of one target's result: a too-old retry gives up, a failure is recorded; logged once."""
+        outcome = self._give_up_if_too_old(event, result.outcome)
+        outcome, recorded = self._record_failure(event, result, outcome)
+        concluded = Result(result.target, result.run_id, outcome)
+        self._log_result(event, concluded, recorded)
+        return concluded
 
-        A dead letter that cannot be written turns the failure back into a retry: the event stays unacknowledged.
-        """
-        outcome = result.outcome
+    def _give_up_if_too_old(self, event: Event, outcome: Outcome) -> Outcome:
+        """A retry of an event older than MAX_EVENT_AGE_SECONDS becomes a failure (the platform would stop soon)."""
         age = event_age_s(event)
-        if outcome.kind is Kind.RETRY and age is not None and age > self.settings.max_event_age_s:
-            limit = int(self.settings.max_event_age_s)
-            reason = f"gave up: the event is {int(age)} s old, over MAX_EVENT_AGE_SECONDS={limit}; {outcome.reason}"
-            outcome = Outcome(Kind.FAILED, reason, outcome.status)
-        recorded = None
-        if outcome.kind is Kind.FAILED and self.dead_letters is not None and received is not None:
-            record = new_record(
-                received,
-                event,
-                dag_id=result.target.dag_id,
-                route=result.target.name,
-                run_id=result.run_id,
-                reason=redact(outcome.reason),
-                status=outcome.status,
-            )
-            try:
-                recorded = self.dead_letters.write(record)
-            except DeadLetterWriteError as exc:
-                outcome = Outcome(Kind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})")
-        settled = Result(result.target, result.run_id, outcome)
-        self._log_result(event, settled, recorded)
-        return settled
+        if outcome.kind is not Kind.RETRY or age is None or age <= self.settings.max_event_age_s:
+            return outcome
+        limit = int(self.settings.max_event_age_s)
+        reason = f"gave up: the event is {int(age)} s old, over MAX_EVENT_AGE_SECONDS={limit}; {outcome.reason}"
+        return Outcome(Kind.FAILED, reason, outcome.status)
+
+    def _record_failure(self, event: Event, result: Result, outcome: Outcome) -> tuple[Outcome, str | None]:
+        """A failure is written as a dead letter (when configured) before the event is acknowledged; one that
+        cannot be written turns back into a retry, so the event stays unacknowledged. Returns the object name."""
+        if outcome.kind is not Kind.FAILED or self.dead_letters is None or event.delivery is None:
+            return outcome, None
+        record = new_record(
+            event,
+            dag_id=result.target.dag_id,
+            route=result.target.name,
+            run_id=result.run_id,
+            reason=redact(outcome.reason),
+            status=outcome.status,
+        )
+        try:
+            return outcome, self.dead_letters.write(record)
+        except DeadLetterWriteError as exc:
+            return Outcome(Kind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})"), None
 
     def replay(self, event: Event, dag_id: str, route_name: str, run_id: str) -> Outcome:
         """Re-send one dead letter to its DAG under its original run id (409 means it already ran: duplicate).
@@ -273,15 +283,15 @@ class Pipeline:
         """
         found = next((r for r in self.rules.routes if r.name == route_name), None)
         route = found or Route(name=route_name, dag_id=dag_id, match=Match())
-        result = self._trigger(event, Target(route, dag_id), run_id)
+        result = self._trigger(event, Target(route, dag_id), documents(event), run_id)
         self._log_result(event, result, None)
         return result.outcome
 
-    def _manifest(self, event: Event, target: Target) -> Any:
+    def _manifest(self, event: Event, target: Target, docs: EventDocuments) -> Any:
         spec = target.route.manifest
         if spec is None:
             return None
-        bucket, name = manifest_location(event, target.route)
+        bucket, name = manifest_location(event, target.route, docs)
         return read_manifest(bucket, name, spec.max_bytes)
 
     def _call(self, call: TriggerCall) -> Outcome:

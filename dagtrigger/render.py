@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .conf import RESERVED_KEY, build_conf, template_context
+from .conf import RESERVED_KEY, EventDocuments, documents
 from .events import Event
 from .exceptions import TemplateError
 from .rules import Route
@@ -25,14 +25,15 @@ class Rendered:
     note: str | None = None
 
 
-def render(event: Event, route: Route, manifest: Any = None) -> Rendered:
-    context = template_context(event)
-    base = build_conf(event)
+def render(event: Event, route: Route, manifest: Any = None, docs: EventDocuments | None = None) -> Rendered:
+    """``docs``: the event's documents when the caller already has them (one per event, whatever the routes)."""
+    docs = docs or documents(event)
+    context, base = docs.context, docs.conf
     conf: dict[str, Any] = dict(base) if route.conf_base == "event" else {}
     if route.marker is not None:
         conf.update(folder=context.get("folder", ""), folder_uri=context.get("folder_uri", ""))
     if route.manifest is not None:
-        context[route.manifest.into] = manifest
+        context = {**context, route.manifest.into: manifest}
         conf[route.manifest.into] = manifest
     for key, expression in route.conf:
         conf[key] = expression.evaluate(context)
@@ -46,10 +47,10 @@ def render(event: Event, route: Route, manifest: Any = None) -> Rendered:
     return Rendered(conf, run_id, note)
 
 
-def manifest_location(event: Event, route: Route) -> tuple[str, str]:
+def manifest_location(event: Event, route: Route, docs: EventDocuments | None = None) -> tuple[str, str]:
     """Bucket and object name of the route's manifest for this event (TemplateError when they cannot be built)."""
     assert route.manifest is not None
-    context = template_context(event)
+    context = (docs or documents(event)).context
     name = route.manifest.object.evaluate(context)
     bucket = route.manifest.bucket.evaluate(context) if route.manifest.bucket else context.get("bucket")
     if not isinstance(name, str) or not name or not isinstance(bucket, str) or not bucket:

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import Event, Kind, parse_json
-from .exceptions import BadEvent
+from .events import NOT_JSON, Event, Kind
 from .rules import Match, Route, Rules, TextMatch
 
 
@@ -76,15 +75,12 @@ def json_body(event: Event) -> Any:
     """The JSON document body matchers look at: a webhook's body or a Pub/Sub message's JSON data."""
     if event.webhook is not None:
         return event.webhook.body
-    if event.message is not None and event.message.data is not None:
-        try:
-            return parse_json(event.message.data, "message data")
-        except BadEvent:
-            return None
+    if event.message is not None and event.message.json_data is not NOT_JSON:
+        return event.message.json_data
     return None
 
 
-def _text(value: Any) -> str | None:
+def _as_text(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -106,7 +102,7 @@ def _mismatch(match: Match, event: Event) -> str | None:
     ]
     for test, what, value in storage_tests:
         if test is not None:
-            why = test.failure(_text(value), what)
+            why = test.failure(_as_text(value), what)
             if why:
                 return why
     if match.size_min is not None or match.size_max is not None:
@@ -123,7 +119,7 @@ def _mismatch(match: Match, event: Event) -> str | None:
     metadata = obj.resource.get("metadata") if obj else None
     for key, test in match.metadata:
         value = metadata.get(key) if isinstance(metadata, Mapping) else None
-        why = test.failure(_text(value), f"metadata {key}")
+        why = test.failure(_as_text(value), f"metadata {key}")
         if why:
             return why
     message = event.message
@@ -144,7 +140,7 @@ def _mismatch(match: Match, event: Event) -> str | None:
         for dotted, expected in match.body:
             value = _field(body, dotted)
             if isinstance(expected, TextMatch):
-                why = expected.failure(None if value is _MISSING else _text(value), f"body field {dotted}")
+                why = expected.failure(None if value is _MISSING else _as_text(value), f"body field {dotted}")
                 if why:
                     return why
             elif value is _MISSING or value != expected:

@@ -1,7 +1,8 @@
 """Dead letters: permanent failures kept as one JSON object per (DAG, run id) in Cloud Storage, read back for replay.
 
-An event that failed for good is acknowledged only after its dead letter is written. By concern:
-``delivery`` (the raw request as it arrived, parsed again for replay), ``record`` (the record and its pure rules),
+An event that failed for good is acknowledged only after its dead letter is written, keeping the request as it
+arrived (the event's ``Delivery``, see delivery.py) for replay. By concern:
+``record`` (the record and its pure rules),
 ``naming`` (the setting and object names), ``store`` (Cloud Storage; the only module doing I/O).
 """
 
@@ -9,15 +10,6 @@ from __future__ import annotations
 
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
 from ..redaction import redact
-from .delivery import (
-    SAFE_HEADERS,
-    TRANSPORTS,
-    Received,
-    event_from_delivery,
-    received_cloud_event,
-    received_push,
-    received_webhook,
-)
 from .naming import ENV_VAR, EXAMPLE_URI, LOOKBACK_DAYS, NameParts, candidate_days, object_name, parse_name, parse_uri
 from .record import (
     VERSION,
@@ -38,8 +30,6 @@ __all__ = [
     "ENV_VAR",
     "EXAMPLE_URI",
     "LOOKBACK_DAYS",
-    "SAFE_HEADERS",
-    "TRANSPORTS",
     "VERSION",
     "BadDeadLetter",
     "DeadLetter",
@@ -48,10 +38,8 @@ __all__ = [
     "DeadLetterStore",
     "DeadLetterWriteError",
     "NameParts",
-    "Received",
     "candidate_days",
     "check_outcome",
-    "event_from_delivery",
     "event_from_record",
     "is_replayed",
     "matches",
@@ -61,9 +49,6 @@ __all__ = [
     "parse_name",
     "parse_time",
     "parse_uri",
-    "received_cloud_event",
-    "received_push",
-    "received_webhook",
     "redact",
     "utc_iso",
     "with_replay",

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..events import Event
+from ..delivery import TRANSPORTS, Delivery
+from ..events import Event, from_delivery
 from ..exceptions import BadDeadLetter
 from ..outcome import Kind
-from .delivery import TRANSPORTS, Received, event_from_delivery
 
 VERSION = 1
 # A record counts as replayed once a replay created the run or found it already there.
@@ -139,7 +139,6 @@ _FIELDS = frozenset(f.name for f in fields(DeadLetter)) - {"extra"}  # the recor
 
 
 def new_record(
-    received: Received,
     event: Event,
     *,
     dag_id: str,
@@ -150,8 +149,13 @@ def new_record(
     attempts: int | None = None,
     first_seen: datetime | None = None,
     now: datetime | None = None,
+    delivery: Delivery | None = None,
 ) -> DeadLetter:
-    """The record for one (event, DAG) that failed for good; ``attempts`` defaults to what the transport said, or 1."""
+    """The record for one (event, DAG) that failed for good, keeping the request as it arrived (``delivery``,
+    default: the event's own); ``attempts`` defaults to what the transport said, or 1."""
+    received = delivery or event.delivery
+    if received is None:
+        raise ValueError("the event carries no delivery to record")
     if received.transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {received.transport!r}")
     moment = utc_iso(now or datetime.now(UTC))
@@ -235,5 +239,5 @@ def matches(
 
 
 def event_from_record(record: DeadLetter) -> Event:
-    """The record's event, parsed again exactly like its first delivery (see ``delivery.event_from_delivery``)."""
-    return event_from_delivery(Received(record.transport, record.raw))
+    """The record's event, parsed again by the parsers of its first delivery (``events.from_delivery``)."""
+    return from_delivery(Delivery.stored(record.transport, record.raw, record.attempts))

@@ -15,7 +15,6 @@ import pytest
 
 from dagtrigger import events
 from dagtrigger.batch_store import MembersStore
-from dagtrigger.deadletter import received_cloud_event
 from dagtrigger.outcome import Kind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
@@ -247,7 +246,7 @@ def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFake
     pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), routes)
     airflow.faults = [Answer(404, {"detail": "DAG not found"})]
     event = upload("exports/a/1.csv")
-    failed = pipeline.handle(event, received_cloud_event({"id": "x"}, {}))
+    failed = pipeline.handle(event)
     assert failed.kind is Kind.FAILED and "batch run batch__exports" in failed.reason
     assert failed.results[0].run_id.startswith("gcs_finalized__")  # dead-lettered under the member's own identity
     outcome = pipeline.replay(event, "load_exports", "exports", failed.results[0].run_id)

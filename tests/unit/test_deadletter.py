@@ -27,6 +27,7 @@ from dagtrigger.deadletter import (
     DeadLetterStore,
     DeadLetterWriteError,
 )
+from dagtrigger.delivery import Delivery
 from dagtrigger.exceptions import ConfigError
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
 
@@ -47,10 +48,10 @@ def storage_record(
     dag_id: str = "ingest", run_id: str = "gcs_finalized__landing__f__1__abc", now: datetime = T0, **over: Any
 ) -> DeadLetter:
     attrs, data = storage_attrs(time=EVENT_TIME), storage_data()
-    received = dl.received_cloud_event(attrs, data)
+    received = Delivery.cloud_event(attrs, data)
     fields: dict[str, Any] = {"route": "default", "reason": "Airflow 404", "status": 404, **over}
     event = events.from_cloud_event(attrs, data)
-    return dl.new_record(received, event, dag_id=dag_id, run_id=run_id, now=now, **fields)
+    return dl.new_record(event, delivery=received, dag_id=dag_id, run_id=run_id, now=now, **fields)
 
 
 def webhook_parts() -> tuple[bytes, dict[str, str], str]:
@@ -124,12 +125,12 @@ def test_storage_record_fields() -> None:
 def test_round_trip_is_exact_for_every_transport() -> None:
     body, headers, path = webhook_parts()
     raws = [
-        dl.received_cloud_event(storage_attrs(time=EVENT_TIME), storage_data()),
-        dl.received_cloud_event(pubsub_attrs(time=EVENT_TIME), pubsub_data(b"\xff\x00binary")),
-        dl.received_cloud_event({"id": "1", "type": "x.y", "source": "//s"}, b"\xff\xfe not json"),
-        dl.received_cloud_event({"id": "1", "type": "x.y", "source": "//s"}, None),
-        dl.received_push({**pubsub_data(b'{"a": 1}'), "deliveryAttempt": 3}),
-        dl.received_webhook(body, headers, path),
+        Delivery.cloud_event(storage_attrs(time=EVENT_TIME), storage_data()),
+        Delivery.cloud_event(pubsub_attrs(time=EVENT_TIME), pubsub_data(b"\xff\x00binary")),
+        Delivery.cloud_event({"id": "1", "type": "x.y", "source": "//s"}, b"\xff\xfe not json"),
+        Delivery.cloud_event({"id": "1", "type": "x.y", "source": "//s"}, None),
+        Delivery.push({**pubsub_data(b'{"a": 1}'), "deliveryAttempt": 3}),
+        Delivery.webhook(body, headers, path, events.SAFE_HEADERS),
     ]
     for received in raws:
         record = dl.with_replay(
@@ -159,11 +160,11 @@ def test_round_trip_is_exact_for_every_transport() -> None:
 
 
 def test_cloud_event_bytes_are_base64_and_push_keeps_delivery_attempt() -> None:
-    received = dl.received_cloud_event({"id": "1"}, b"\xff\x00")
+    received = Delivery.cloud_event({"id": "1"}, b"\xff\x00")
     assert received.raw["data"] == {"_base64": base64.b64encode(b"\xff\x00").decode()}
-    push = dl.received_push({**pubsub_data(b"x"), "deliveryAttempt": 4})
+    push = Delivery.push({**pubsub_data(b"x"), "deliveryAttempt": 4})
     assert push.attempts == 4 and push.raw["body"]["deliveryAttempt"] == 4
-    assert dl.received_push(pubsub_data(b"x")).attempts is None
+    assert Delivery.push(pubsub_data(b"x")).attempts is None
 
 
 def test_unknown_keys_from_newer_versions_survive_a_rewrite() -> None:
@@ -204,11 +205,11 @@ def test_unreadable_records_raise_bad_dead_letter(text: str) -> None:
 
 def test_webhook_record_never_holds_secrets() -> None:
     body, headers, path = webhook_parts()
-    received = dl.received_webhook(body, headers, path)
+    received = Delivery.webhook(body, headers, path, events.SAFE_HEADERS)
     assert received.raw["headers"] == {"content-type": "application/json", "idempotency-key": "order-42"}
     record = dl.new_record(
-        received,
         events.from_webhook(body, headers, path),
+        delivery=received,
         dag_id="orders",
         route="hooks",
         run_id="webhook__order-42__abc",
@@ -226,18 +227,21 @@ def test_webhook_record_never_holds_secrets() -> None:
 def test_replay_parses_the_stored_event_back_to_the_same_event(kind: str) -> None:
     if kind == "webhook":
         body, headers, path = webhook_parts()
-        received, original = dl.received_webhook(body, headers, path), events.from_webhook(body, headers, path)
+        received, original = (
+            Delivery.webhook(body, headers, path, events.SAFE_HEADERS),
+            events.from_webhook(body, headers, path),
+        )
     elif kind == "push":
         envelope = pubsub_data(b'{"a": 1}')
-        received, original = dl.received_push(envelope), events.from_push_envelope(envelope)
+        received, original = Delivery.push(envelope), events.from_push_envelope(envelope)
     else:
         attrs, data = {
             "storage": (storage_attrs(time=EVENT_TIME), storage_data()),
             "pubsub": (pubsub_attrs(time=EVENT_TIME), pubsub_data(b'{"a": 1}')),
             "pubsub-binary": (pubsub_attrs(time=EVENT_TIME), json.dumps(pubsub_data(b"\xff\x00")).encode()),
         }[kind]
-        received, original = dl.received_cloud_event(attrs, data), events.from_cloud_event(attrs, data)
-    record = dl.new_record(received, original, dag_id="d", route="r", run_id="x", reason="?", now=T0)
+        received, original = Delivery.cloud_event(attrs, data), events.from_cloud_event(attrs, data)
+    record = dl.new_record(original, delivery=received, dag_id="d", route="r", run_id="x", reason="?", now=T0)
     assert dl.event_from_record(DeadLetter.from_json(record.to_json())) == original
 
 
@@ -256,10 +260,12 @@ def test_replay_refuses_a_raw_event_it_cannot_rebuild() -> None:
 def test_new_record_validates_transport_and_counts_attempts() -> None:
     event = events.from_cloud_event(storage_attrs(time=EVENT_TIME), storage_data())
     with pytest.raises(ValueError, match="transport"):
-        dl.new_record(dl.Received("smoke-signal", {}), event, dag_id="d", route="r", run_id="x", reason="?")
-    push = dl.received_push({**pubsub_data(b"x"), "deliveryAttempt": 5})
-    assert dl.new_record(push, event, dag_id="d", route="r", run_id="x", reason="?").attempts == 5
-    assert dl.new_record(push, event, dag_id="d", route="r", run_id="x", reason="?", attempts=7).attempts == 7
+        dl.new_record(
+            event, delivery=Delivery.stored("smoke-signal", {}), dag_id="d", route="r", run_id="x", reason="?"
+        )
+    push = Delivery.push({**pubsub_data(b"x"), "deliveryAttempt": 5})
+    assert dl.new_record(event, delivery=push, dag_id="d", route="r", run_id="x", reason="?").attempts == 5
+    assert dl.new_record(event, delivery=push, dag_id="d", route="r", run_id="x", reason="?", attempts=7).attempts == 7
 
 
 # ---------------------------------------------------------------------------------------------- names and merge
@@ -317,7 +323,7 @@ def test_merge_keeps_the_first_record_and_counts_the_new_failure() -> None:
     assert merged.last_seen == again.recorded_at
     assert (merged.reason, merged.status, merged.route, merged.attempts) == ("Airflow 400", 400, "r2", 2)
     assert merged.replays == first.replays and merged.raw == first.raw
-    assert dl.merge(merged, dl.new_record(dl.received_push({}), _event(), **_ids(), attempts=9)).attempts == 9
+    assert dl.merge(merged, dl.new_record(_event(), delivery=Delivery.push({}), **_ids(), attempts=9)).attempts == 9
     assert dl.object_name(merged, "p") == dl.object_name(first, "p")
 
 

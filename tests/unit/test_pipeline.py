@@ -148,19 +148,13 @@ class MemoryStore:
         return f"dl/{len(self.records)}.json"
 
 
-def received(event_attrs: dict[str, str]):  # type: ignore[no-untyped-def]
-    from dagtrigger.deadletter import received_cloud_event
-
-    return received_cloud_event(event_attrs, storage_data())
-
-
 def test_permanent_failure_is_recorded_then_acknowledged(airflow: FakeAirflow) -> None:
     airflow.faults = [Answer(404, {"detail": "not found"})]
     pipeline, stream = make(airflow)
     store = MemoryStore()
     pipeline.dead_letters = store  # type: ignore[assignment]
     attrs = storage_attrs()
-    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()), received(attrs))
+    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()))
     assert report.kind is Kind.FAILED and report.acknowledged
     (record,) = store.records
     assert record.dag_id == "example_dag" and record.status == 404  # type: ignore[attr-defined]
@@ -172,7 +166,7 @@ def test_unwritable_dead_letter_means_redeliver(airflow: FakeAirflow) -> None:
     pipeline, _ = make(airflow)
     pipeline.dead_letters = MemoryStore(fail=True)  # type: ignore[assignment]
     attrs = storage_attrs()
-    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()), received(attrs))
+    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()))
     assert report.kind is Kind.RETRY and "could not be written" in report.reason
 
 
@@ -182,9 +176,9 @@ def test_old_events_stop_being_retried(airflow: FakeAirflow) -> None:
     store = MemoryStore()
     pipeline.dead_letters = store  # type: ignore[assignment]
     young = storage_attrs()
-    assert pipeline.handle(events.from_cloud_event(young, storage_data()), received(young)).kind is Kind.RETRY
+    assert pipeline.handle(events.from_cloud_event(young, storage_data())).kind is Kind.RETRY
     old = storage_attrs(time="2020-01-01T00:00:00Z")
-    report = pipeline.handle(events.from_cloud_event(old, storage_data()), received(old))
+    report = pipeline.handle(events.from_cloud_event(old, storage_data()))
     assert report.kind is Kind.FAILED and "MAX_EVENT_AGE_SECONDS=3600" in report.reason
     assert len(store.records) == 1
 
@@ -222,3 +216,36 @@ def test_in_flight_limit_queues_calls(airflow: FakeAirflow) -> None:
         t.join(30)
     assert len(airflow.runs) == 12
     assert peak <= 2
+
+
+def test_the_raw_delivery_travels_on_the_event_and_is_copied_only_for_a_dead_letter(airflow: FakeAirflow) -> None:
+    # The stored form (JSON, base64) is built when a dead letter is written, not for every request.
+    pipeline, _ = make(airflow)
+    ok = events.from_cloud_event(storage_attrs(), storage_data())
+    assert pipeline.handle(ok).kind is Kind.DONE
+    assert ok.delivery is not None and "raw" not in vars(ok.delivery)  # never built
+    airflow.faults = [Answer(404, {"detail": "not found"})]
+    store = MemoryStore()
+    pipeline.dead_letters = store  # type: ignore[assignment]
+    failing = events.from_cloud_event(storage_attrs(name="other.csv"), storage_data(name="other.csv"))
+    assert pipeline.handle(failing).kind is Kind.FAILED
+    (record,) = store.records
+    assert record.transport == "cloudevent" and record.raw["data"]["name"] == "other.csv"  # type: ignore[attr-defined]
+
+
+def test_pubsub_data_is_decoded_once_per_event_whatever_the_routes(
+    airflow: FakeAirflow, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routes = tmp_path / "routes.yaml"  # type: ignore[operator]
+    routes.write_text(
+        "routes:\n"
+        "  - {name: a, dag_id: dag_a, match: {kind: pubsub, body: {table: orders}}, conf: {t: body.table}}\n"
+        "  - {name: b, dag_id: dag_b, match: {kind: pubsub, body: {table: orders}}, conf: {n: message.data.rows}}\n"
+    )
+    pipeline, _ = make(airflow, ROUTES_FILE=str(routes), DAG_ID="")
+    decoded: list[object] = []
+    original = events.parse_json
+    monkeypatch.setattr(events, "parse_json", lambda raw, what: decoded.append(what) or original(raw, what))
+    report = pipeline.handle(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "orders", "rows": 3}')))
+    assert report.kind is Kind.DONE and len(report.results) == 2
+    assert decoded == ["message data"]  # routing, both confs and both template contexts share one decode
