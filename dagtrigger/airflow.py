@@ -10,7 +10,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -181,7 +181,6 @@ class AirflowReply:
     status: int
     message: str
     api_version: str
-    body: dict[str, Any] = field(default_factory=dict)
 
 
 def short_message(response: requests.Response) -> str:
@@ -294,7 +293,6 @@ class AirflowClient:
         if call.note:
             body["note"] = call.note
         response = self._send("POST", self.dag_runs_url(call.dag_id, version), json=body)
-        parsed: dict[str, Any] = {}
         created = 200 <= response.status_code < 300  # not response.ok: that is true for a 3xx too
         if created:
             try:
@@ -309,9 +307,8 @@ class AirflowClient:
                     f"{short_message(response)[:80]!r}, not a DAG run: a proxy or sign-in page in front of Airflow? "
                     "check AIRFLOW_URI and AIRFLOW_AUTH"
                 )
-            parsed = value
         message = "" if created else short_message(response)
-        return AirflowReply(response.status_code, message, version, parsed)
+        return AirflowReply(response.status_code, message, version)
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         """A run's state (queued, running, success, failed), None when no such run; AirflowUnreachable otherwise."""
