@@ -21,8 +21,8 @@ from cloudevents.http import CloudEvent
 
 from dagtrigger import events, sender_auth
 from dagtrigger.exceptions import BadEvent
-from dagtrigger.outcome import Kind
-from dagtrigger.pipeline import Pipeline, Report
+from dagtrigger.outcome import OutcomeKind
+from dagtrigger.pipeline import EventReport, Pipeline
 from dagtrigger.redaction import redact
 
 PIPELINE = Pipeline.from_env()
@@ -32,7 +32,13 @@ if _TARGET == "trigger_http":
 PUSH = sender_auth.PushVerifier(PIPELINE.settings) if _TARGET == "trigger_push" else None
 
 # Webhook callers wait for the answer, so they get the precise status; event transports only need ack or not.
-WEBHOOK_STATUS = {Kind.DONE: 200, Kind.DUPLICATE: 200, Kind.IGNORED: 200, Kind.RETRY: 503, Kind.FAILED: 502}
+WEBHOOK_STATUS = {
+    OutcomeKind.DONE: 200,
+    OutcomeKind.DUPLICATE: 200,
+    OutcomeKind.IGNORED: 200,
+    OutcomeKind.RETRY: 503,
+    OutcomeKind.FAILED: 502,
+}
 
 
 def _json(status: int, body: dict[str, Any]) -> flask.Response:
@@ -106,13 +112,13 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
     return body
 
 
-def _answer(report: Report, status: int) -> flask.Response:
+def _answer(report: EventReport, status: int) -> flask.Response:
     return _json(status, report.as_json())
 
 
-def _webhook_status(report: Report) -> int:
+def _webhook_status(report: EventReport) -> int:
     """Airflow's refusal is a 502 for the caller; a conf we would not even send is the caller's 422."""
-    if report.kind is Kind.FAILED and all(r.outcome.sender_fault for r in report.results):
+    if report.kind is OutcomeKind.FAILED and all(r.outcome.sender_fault for r in report.results):
         return 422
     return WEBHOOK_STATUS[report.kind]
 

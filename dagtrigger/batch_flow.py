@@ -33,12 +33,12 @@ from .batch_store import MembersStore, MemberWriteError
 from .conf import EventDocuments, conf_size, documents
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
-from .outcome import Kind, Outcome
+from .outcome import Outcome, OutcomeKind
 from .routing import Target
 from .run_id import run_id_for
 
 MAX_LATE_HOPS = 3  # a late member whose next window also started (tiny windows, slow writes) moves on, bounded
-_CREATED = frozenset({Kind.DONE, Kind.DUPLICATE})
+_CREATED = frozenset({OutcomeKind.DONE, OutcomeKind.DUPLICATE})
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Batcher:
             group = group_value(spec, event.kind.value, context)
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
-            return Placed("", Outcome(Kind.FAILED, f"batch: {exc}"))
+            return Placed("", Outcome(OutcomeKind.FAILED, f"batch: {exc}"))
         member_conf = dict(docs.conf)
         if target.route.manifest is not None:
             member_conf[target.route.manifest.into] = manifest
@@ -95,7 +95,7 @@ class Batcher:
                 self.store.write(placement.bucket, member_name(placement.prefix, key),
                                  member_record(placement, key, member_conf, event.time, late))  # fmt: skip
             except MemberWriteError as exc:
-                return Placed(placement.run_id, Outcome(Kind.RETRY, str(exc)), late)
+                return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, str(exc)), late)
             outcome, created_now = self._ensure(target, placement, context)
             if outcome.kind not in _CREATED:
                 return Placed(placement.run_id, outcome, late)
@@ -105,10 +105,12 @@ class Batcher:
                 if not self._has_started(target.dag_id, placement):
                     return Placed(placement.run_id, outcome, late)
             except (AirflowUnreachable, CredentialsUnavailable) as exc:
-                return Placed(placement.run_id, Outcome(Kind.RETRY, f"could not read the batch run's state: {exc}"))
+                return Placed(
+                    placement.run_id, Outcome(OutcomeKind.RETRY, f"could not read the batch run's state: {exc}")
+                )
             placement = self._late_placement(spec, target, group, placement)
         reason = f"batch: the runs of {MAX_LATE_HOPS + 1} windows started before this member was recorded"
-        return Placed(placement.run_id, Outcome(Kind.RETRY, reason), True)
+        return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, reason), True)
 
     def _late_placement(self, spec: BatchSpec, target: Target, group: str, previous: Placement) -> Placement:
         window = window_for(self.clock(), spec.window_s)
@@ -136,7 +138,7 @@ class Batcher:
         def create() -> Outcome:
             nonlocal created
             outcome = self._create(target, placement, context)
-            created = outcome.kind is Kind.DONE
+            created = outcome.kind is OutcomeKind.DONE
             return outcome
 
         outcome, _ = self.flights.run((target.dag_id, placement.run_id), create)
@@ -151,27 +153,29 @@ class Batcher:
             conf["batch"] = batch
             note = route.note.render({**conf, "default": placement.run_id})[:1000] if route.note else None
         except TemplateError as exc:
-            return Outcome(Kind.FAILED, f"conf could not be built: {exc}")
+            return Outcome(OutcomeKind.FAILED, f"conf could not be built: {exc}")
         size = conf_size(conf)
         if size > self.max_conf_bytes:
-            return Outcome(Kind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={self.max_conf_bytes}; not sent")
+            return Outcome(
+                OutcomeKind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={self.max_conf_bytes}; not sent"
+            )
         call = TriggerCall(target.dag_id, placement.run_id, conf, note, run_after=placement.window.end)
         try:
             version = self.client.api_version()
         except (AirflowUnreachable, CredentialsUnavailable) as exc:
-            return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
+            return Outcome(OutcomeKind.RETRY, f"Airflow unreachable: {exc}")
         if version == "v2":
             return self._post(call)
         for logical_date in v1_logical_dates(route.name, placement.group, placement.window):
             outcome = self._post(TriggerCall(**{**call.__dict__, "run_after": None, "logical_date": logical_date}))
-            if outcome.kind is not Kind.DUPLICATE:
+            if outcome.kind is not OutcomeKind.DUPLICATE:
                 return outcome
             try:  # 409: our run exists (a redelivery), or another run holds this logical date
                 if self.client.run_state(target.dag_id, placement.run_id) is not None:
                     return outcome
             except (AirflowUnreachable, CredentialsUnavailable) as exc:
-                return Outcome(Kind.RETRY, f"Airflow unreachable: {exc}")
-        return Outcome(Kind.RETRY, "batch: every candidate logical date of this window is taken on Airflow 2")
+                return Outcome(OutcomeKind.RETRY, f"Airflow unreachable: {exc}")
+        return Outcome(OutcomeKind.RETRY, "batch: every candidate logical date of this window is taken on Airflow 2")
 
     def _post(self, call: TriggerCall) -> Outcome:
         with self._posts_lock:

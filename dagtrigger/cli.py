@@ -22,7 +22,7 @@ def _when(text: str) -> datetime:
 def replay(args: argparse.Namespace) -> int:
     """Re-send dead letters through the pipeline; each record is marked with the outcome, never deleted."""
     from .deadletter import DeadLetterStore, event_from_record
-    from .outcome import Kind
+    from .outcome import OutcomeKind
     from .pipeline import Pipeline
 
     store = DeadLetterStore(args.uri)
@@ -42,7 +42,7 @@ def replay(args: argparse.Namespace) -> int:
         counts[outcome.kind.value] += 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no dead letters matched"
     print(f"replay: {summary}", file=sys.stderr)
-    failed = counts[Kind.FAILED.value] + counts[Kind.RETRY.value]
+    failed = counts[OutcomeKind.FAILED.value] + counts[OutcomeKind.RETRY.value]
     return 1 if failed else 0
 
 

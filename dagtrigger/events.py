@@ -50,7 +50,7 @@ MAX_JSON_DEPTH = 64
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
 
-class Kind(Enum):
+class EventKind(Enum):
     STORAGE = "storage"
     PUBSUB = "pubsub"
     WEBHOOK = "webhook"
@@ -103,7 +103,7 @@ class Webhook:
 class Event:
     """The one shape every transport is turned into; later stages never see a transport."""
 
-    kind: Kind
+    kind: EventKind
     id: str
     type: str
     source: str
@@ -279,12 +279,12 @@ def _cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
         "time": _checked_text(attrs.get("time"), "time", required=False),
     }
     if ce_type in STORAGE_TYPES:
-        return Event(kind=Kind.STORAGE, storage=_storage(data, attrs), **common)
+        return Event(kind=EventKind.STORAGE, storage=_storage(data, attrs), **common)
     if ce_type == PUBSUB_TYPE:
         envelope = _json_object(data, "Pub/Sub event data")
         message = _pubsub_message(envelope, _topic_from_source(source), fallback_id=ce_id)
-        return _storage_notification(message) or Event(kind=Kind.PUBSUB, message=message, **common)
-    return Event(kind=Kind.UNSUPPORTED, **common)
+        return _storage_notification(message) or Event(kind=EventKind.PUBSUB, message=message, **common)
+    return Event(kind=EventKind.UNSUPPORTED, **common)
 
 
 def _storage_notification(message: PubSubMessage) -> Event | None:
@@ -311,7 +311,7 @@ def _storage_notification(message: PubSubMessage) -> Event | None:
     }
     obj = _storage(resource, {})
     return Event(
-        kind=Kind.STORAGE,
+        kind=EventKind.STORAGE,
         id=message.message_id,
         type=ce_type,
         source=f"//storage.googleapis.com/projects/_/buckets/{obj.bucket}",
@@ -334,7 +334,7 @@ def from_push_envelope(raw_body: bytes | Mapping[str, Any]) -> Event:
     if notification is not None:
         return replace(notification, delivery=delivery)
     return Event(
-        kind=Kind.PUBSUB,
+        kind=EventKind.PUBSUB,
         id=message.message_id,
         type=PUBSUB_TYPE,
         source=f"//pubsub.googleapis.com/{message.subscription or ''}",
@@ -364,7 +364,7 @@ def from_webhook(
     digest = hashlib.sha256(raw_body).hexdigest()
     key = idempotency_key(headers)
     return Event(
-        kind=Kind.WEBHOOK,
+        kind=EventKind.WEBHOOK,
         id=key or f"sha256:{digest}",
         type=WEBHOOK_TYPE,
         source=path or "/",

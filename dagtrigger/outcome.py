@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .exceptions import DagtriggerError
 
-class Kind(Enum):
+
+class OutcomeKind(Enum):
     DONE = "done"  # a new DAG run was created
     DUPLICATE = "duplicate"  # the run already existed (redelivery): success
     IGNORED = "ignored"  # nothing to trigger for this event: acknowledged
@@ -18,17 +20,17 @@ class Kind(Enum):
 
 
 SEVERITY = {
-    Kind.DONE: "INFO",
-    Kind.DUPLICATE: "INFO",
-    Kind.IGNORED: "INFO",
-    Kind.RETRY: "WARNING",
-    Kind.FAILED: "ERROR",
+    OutcomeKind.DONE: "INFO",
+    OutcomeKind.DUPLICATE: "INFO",
+    OutcomeKind.IGNORED: "INFO",
+    OutcomeKind.RETRY: "WARNING",
+    OutcomeKind.FAILED: "ERROR",
 }
 
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: Kind
+    kind: OutcomeKind
     reason: str
     status: int | None = None  # Airflow's HTTP status, when there was one
     sender_fault: bool = False  # the event itself cannot make a valid run (a webhook caller gets 422)
@@ -36,20 +38,29 @@ class Outcome:
 
 # status → (kind, what it means [its key in docs/troubleshooting.md, where the fix is written once]). Statuses not
 # listed fall back by class (see classify).
-STATUS_TABLE: dict[int, tuple[Kind, str]] = {
-    200: (Kind.DONE, "DAG run created"),
-    201: (Kind.DONE, "DAG run created"),
-    409: (Kind.DUPLICATE, "already triggered: a run with this run id exists"),
-    400: (Kind.FAILED, "Airflow rejected the request"),
-    404: (Kind.FAILED, "the DAG does not exist in Airflow (or is not parsed yet); check DAG_ID [airflow-404]"),
-    405: (Kind.FAILED, "this API is not served here; check AIRFLOW_API_VERSION [airflow-405]"),
-    413: (Kind.FAILED, "Airflow refused the body as too large; lower MAX_CONF_BYTES or shrink the conf"),
-    422: (Kind.FAILED, "Airflow rejected the request body"),
-    401: (Kind.RETRY, "not authenticated: Airflow wants other credentials [airflow-401]"),
-    403: (Kind.RETRY, "permission denied: the caller needs the Airflow Op role, or its IP is blocked [airflow-403]"),
-    408: (Kind.RETRY, "Airflow timed out the request"),
-    429: (Kind.RETRY, "Airflow is shedding load (429)"),
+STATUS_TABLE: dict[int, tuple[OutcomeKind, str]] = {
+    200: (OutcomeKind.DONE, "DAG run created"),
+    201: (OutcomeKind.DONE, "DAG run created"),
+    409: (OutcomeKind.DUPLICATE, "already triggered: a run with this run id exists"),
+    400: (OutcomeKind.FAILED, "Airflow rejected the request"),
+    404: (OutcomeKind.FAILED, "the DAG does not exist in Airflow (or is not parsed yet); check DAG_ID [airflow-404]"),
+    405: (OutcomeKind.FAILED, "this API is not served here; check AIRFLOW_API_VERSION [airflow-405]"),
+    413: (OutcomeKind.FAILED, "Airflow refused the body as too large; lower MAX_CONF_BYTES or shrink the conf"),
+    422: (OutcomeKind.FAILED, "Airflow rejected the request body"),
+    401: (OutcomeKind.RETRY, "not authenticated: Airflow wants other credentials [airflow-401]"),
+    403: (
+        OutcomeKind.RETRY,
+        "permission denied: the caller needs the Airflow Op role, or its IP is blocked [airflow-403]",
+    ),
+    408: (OutcomeKind.RETRY, "Airflow timed out the request"),
+    429: (OutcomeKind.RETRY, "Airflow is shedding load (429)"),
 }
+
+
+def from_error(error: DagtriggerError, prefix: str = "") -> Outcome:
+    """An error as an outcome: retried when it is transient, failed (recorded) otherwise; the reason is its message."""
+    kind = OutcomeKind.RETRY if error.transient else OutcomeKind.FAILED
+    return Outcome(kind, f"{prefix}{error}")
 
 
 def classify(status: int) -> Outcome:
@@ -60,22 +71,22 @@ def classify(status: int) -> Outcome:
     if 300 <= status < 400:
         # Never followed (the credential would go along) and never retried (a redirect does not go away by itself).
         return Outcome(
-            Kind.FAILED,
+            OutcomeKind.FAILED,
             "Airflow answered with a redirect, which is never followed with credentials: set AIRFLOW_URI to the final "
             "address [airflow-redirect]",
             status,
         )
     if status >= 500:
-        return Outcome(Kind.RETRY, "Airflow server error", status)
+        return Outcome(OutcomeKind.RETRY, "Airflow server error", status)
     if 400 <= status < 500:
-        return Outcome(Kind.FAILED, "Airflow refused the request", status)
-    return Outcome(Kind.FAILED, f"unexpected status {status}", status)
+        return Outcome(OutcomeKind.FAILED, "Airflow refused the request", status)
+    return Outcome(OutcomeKind.FAILED, f"unexpected status {status}", status)
 
 
-def combine(outcomes: list[Outcome]) -> Kind:
+def combine(outcomes: list[Outcome]) -> OutcomeKind:
     """One answer for an event that went to several DAGs: any retry means redeliver (the others answer 409 then)."""
     kinds = {o.kind for o in outcomes}
-    for kind in (Kind.RETRY, Kind.FAILED, Kind.DONE, Kind.DUPLICATE):
+    for kind in (OutcomeKind.RETRY, OutcomeKind.FAILED, OutcomeKind.DONE, OutcomeKind.DUPLICATE):
         if kind in kinds:
             return kind
-    return Kind.IGNORED
+    return OutcomeKind.IGNORED

@@ -31,7 +31,7 @@ from .exceptions import (
     TemplateError,
 )
 from .manifest import read_manifest
-from .outcome import SEVERITY, Kind, Outcome, classify, combine
+from .outcome import SEVERITY, Outcome, OutcomeKind, classify, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
@@ -54,33 +54,33 @@ def event_age_s(event: Event, now: datetime | None = None) -> float | None:
 
 
 PUBLIC_REASONS = {
-    Kind.DONE: "DAG run created",
-    Kind.DUPLICATE: "already triggered: this request's run exists",
-    Kind.IGNORED: "no route takes this request",
-    Kind.RETRY: "Airflow cannot take the run now: send the same request again later",
-    Kind.FAILED: "the run could not be created; the operator has the reason",
+    OutcomeKind.DONE: "DAG run created",
+    OutcomeKind.DUPLICATE: "already triggered: this request's run exists",
+    OutcomeKind.IGNORED: "no route takes this request",
+    OutcomeKind.RETRY: "Airflow cannot take the run now: send the same request again later",
+    OutcomeKind.FAILED: "the run could not be created; the operator has the reason",
 }
 
 
 @dataclass(frozen=True)
-class Result:
+class TargetResult:
     target: Target
     run_id: str
     outcome: Outcome
 
 
 @dataclass(frozen=True)
-class Report:
+class EventReport:
     """Everything that happened to one event; the entry points turn it into an HTTP answer."""
 
     event: Event
-    kind: Kind
+    kind: OutcomeKind
     reason: str
-    results: tuple[Result, ...] = ()
+    results: tuple[TargetResult, ...] = ()
 
     @property
     def acknowledged(self) -> bool:
-        return self.kind is not Kind.RETRY
+        return self.kind is not OutcomeKind.RETRY
 
     def public_json(self) -> dict[str, Any]:
         """What a webhook caller may see: outcomes and run ids; never Airflow's words, addresses or identities
@@ -172,7 +172,7 @@ class Pipeline:
         env = os.environ if env is None else env
         return cls.from_settings(settings_from_env(env), log_stream, clock, env)
 
-    def handle(self, event: Event) -> Report:
+    def handle(self, event: Event) -> EventReport:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it
         arrived, ``event.delivery``).
 
@@ -182,17 +182,17 @@ class Pipeline:
         if decision.refused:
             raise BadEvent(decision.reason, 403)
         if not decision.targets:
-            self._log(decision.severity, decision.reason, event, outcome=Kind.IGNORED.value)
-            return Report(event, Kind.IGNORED, decision.reason)
+            self._log(decision.severity, decision.reason, event, outcome=OutcomeKind.IGNORED.value)
+            return EventReport(event, OutcomeKind.IGNORED, decision.reason)
         docs = documents(event)  # once per event, whatever the number of routes
         results = tuple(self._conclude(event, self._trigger(event, target, docs)) for target in decision.targets)
         kind = combine([r.outcome for r in results])
         reasons = "; ".join(f"{r.target.dag_id}: {r.outcome.reason}" for r in results if r.outcome.kind is kind)
-        return Report(event, kind, reasons, results)
+        return EventReport(event, kind, reasons, results)
 
     def _trigger(
         self, event: Event, target: Target, docs: EventDocuments, run_id_override: str | None = None
-    ) -> Result:
+    ) -> TargetResult:
         """The stages for one target: manifest → conf and run id → size cap → Airflow call (or the batch)."""
         if target.route.batch is not None:
             return self._batched(event, target, docs)
@@ -201,67 +201,70 @@ class Pipeline:
             manifest = self._manifest(event, target, docs)
             rendered = render(event, target.route, manifest, docs)
         except TemplateError as exc:
-            outcome = Outcome(Kind.FAILED, f"conf could not be built: {exc}", sender_fault=True)
+            outcome = Outcome(OutcomeKind.FAILED, f"conf could not be built: {exc}", sender_fault=True)
         except ManifestError as exc:
-            outcome = Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc))
+            outcome = from_error(exc)
         else:
             run_id = run_id_override or rendered.run_id
             try:
                 size = conf_size(rendered.conf)
             except ValueError as exc:  # NaN / Infinity: Airflow's JSON cannot carry it, so retrying cannot help
-                size, outcome = -1, Outcome(Kind.FAILED, f"conf is not valid JSON ({exc}); not sent", sender_fault=True)
+                size, outcome = (
+                    -1,
+                    Outcome(OutcomeKind.FAILED, f"conf is not valid JSON ({exc}); not sent", sender_fault=True),
+                )
             if size < 0:
                 pass
             elif size > self.settings.max_conf_bytes:
                 limit = self.settings.max_conf_bytes
                 reason = f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent"
-                outcome = Outcome(Kind.FAILED, reason, sender_fault=True)
+                outcome = Outcome(OutcomeKind.FAILED, reason, sender_fault=True)
             else:
                 outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
         if run_id is None:
             run_id = route_run_id(event, target.route)
-        return Result(target, run_id, outcome)
+        return TargetResult(target, run_id, outcome)
 
-    def _batched(self, event: Event, target: Target, docs: EventDocuments) -> Result:
+    def _batched(self, event: Event, target: Target, docs: EventDocuments) -> TargetResult:
         """A batched route records the event as a member of its window's run (a replay too, under the same run id)."""
         assert self.batcher is not None
         try:
             manifest = self._manifest(event, target, docs)
         except TemplateError as exc:
-            return Result(target, "", Outcome(Kind.FAILED, f"manifest location could not be built: {exc}"))
+            return TargetResult(target, "", Outcome(OutcomeKind.FAILED, f"manifest location could not be built: {exc}"))
         except ManifestError as exc:
-            return Result(target, "", Outcome(Kind.RETRY if exc.transient else Kind.FAILED, str(exc)))
+            return TargetResult(target, "", from_error(exc))
         placed = self.batcher.handle(event, target, manifest, docs)
-        if placed.outcome.kind is not Kind.FAILED:
-            return Result(target, placed.run_id, placed.outcome)
+        if placed.outcome.kind is not OutcomeKind.FAILED:
+            return TargetResult(target, placed.run_id, placed.outcome)
         # A dead letter is kept per (DAG, run id): a failed member is kept under its own identity, not its batch's,
         # so two failed members of one batch stay two records (replay re-batches them either way).
         outcome = placed.outcome
         if placed.run_id:
             outcome = Outcome(outcome.kind, f"{outcome.reason} (batch run {placed.run_id})", outcome.status)
-        return Result(target, route_run_id(event, target.route), outcome)
+        return TargetResult(target, route_run_id(event, target.route), outcome)
 
-    def _conclude(self, event: Event, result: Result) -> Result:
+    def _conclude(self, event: Event, result: TargetResult) -> TargetResult:
         """What becomes of one target's result: a too-old retry gives up, a failure is recorded; logged once."""
         outcome = self._give_up_if_too_old(event, result.outcome)
         outcome, recorded = self._record_failure(event, result, outcome)
-        concluded = Result(result.target, result.run_id, outcome)
+        concluded = TargetResult(result.target, result.run_id, outcome)
         self._log_result(event, concluded, recorded)
         return concluded
 
     def _give_up_if_too_old(self, event: Event, outcome: Outcome) -> Outcome:
         """A retry of an event older than MAX_EVENT_AGE_SECONDS becomes a failure (the platform would stop soon)."""
         age = event_age_s(event)
-        if outcome.kind is not Kind.RETRY or age is None or age <= self.settings.max_event_age_s:
+        if outcome.kind is not OutcomeKind.RETRY or age is None or age <= self.settings.max_event_age_s:
             return outcome
         limit = int(self.settings.max_event_age_s)
         reason = f"gave up: the event is {int(age)} s old, over MAX_EVENT_AGE_SECONDS={limit}; {outcome.reason}"
-        return Outcome(Kind.FAILED, reason, outcome.status)
+        return Outcome(OutcomeKind.FAILED, reason, outcome.status)
 
-    def _record_failure(self, event: Event, result: Result, outcome: Outcome) -> tuple[Outcome, str | None]:
+    def _record_failure(self, event: Event, result: TargetResult, outcome: Outcome) -> tuple[Outcome, str | None]:
         """A failure is written as a dead letter (when configured) before the event is acknowledged; one that
         cannot be written turns back into a retry, so the event stays unacknowledged. Returns the object name."""
-        if outcome.kind is not Kind.FAILED or self.dead_letters is None or event.delivery is None:
+        if outcome.kind is not OutcomeKind.FAILED or self.dead_letters is None or event.delivery is None:
             return outcome, None
         record = new_record(
             event,
@@ -274,7 +277,7 @@ class Pipeline:
         try:
             return outcome, self.dead_letters.write(record)
         except DeadLetterWriteError as exc:
-            return Outcome(Kind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})"), None
+            return Outcome(OutcomeKind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})"), None
 
     def replay(self, event: Event, dag_id: str, route_name: str, run_id: str) -> Outcome:
         """Re-send one dead letter to its DAG under its original run id (409 means it already ran: duplicate).
@@ -298,24 +301,24 @@ class Pipeline:
         try:
             reply = self.client.trigger(call)
         except AirflowUnreachable as exc:
-            return Outcome(Kind.RETRY if exc.transient else Kind.FAILED, f"Airflow unreachable: {exc}")
+            return from_error(exc, "Airflow unreachable: ")
         except CredentialsUnavailable as exc:
-            return Outcome(Kind.RETRY if exc.transient else Kind.FAILED, f"no credentials: {exc}")
+            return from_error(exc, "no credentials: ")
         outcome = classify(reply.status)
-        if outcome.kind in (Kind.DONE, Kind.DUPLICATE):
+        if outcome.kind in (OutcomeKind.DONE, OutcomeKind.DUPLICATE):
             return outcome
         who = f" (calling as {self.client.auth.identity()})" if reply.status in (401, 403) else ""
         detail = f"Airflow answered {reply.status}{who}: {reply.message or '(no message)'}; {outcome.reason}"
         return Outcome(outcome.kind, detail, reply.status)
 
-    def _log_result(self, event: Event, result: Result, recorded: str | None) -> None:
+    def _log_result(self, event: Event, result: TargetResult, recorded: str | None) -> None:
         kind = result.outcome.kind
         text = {
-            Kind.DONE: f"triggered DAG {result.target.dag_id!r}",
-            Kind.DUPLICATE: f"already triggered DAG {result.target.dag_id!r} for this event: counted as done",
-            Kind.RETRY: f"DAG {result.target.dag_id!r} not triggered yet, the event will be redelivered: "
+            OutcomeKind.DONE: f"triggered DAG {result.target.dag_id!r}",
+            OutcomeKind.DUPLICATE: f"already triggered DAG {result.target.dag_id!r} for this event: counted as done",
+            OutcomeKind.RETRY: f"DAG {result.target.dag_id!r} not triggered yet, the event will be redelivered: "
             f"{result.outcome.reason}",
-            Kind.FAILED: f"DAG {result.target.dag_id!r} not triggered, acknowledged without retry: "
+            OutcomeKind.FAILED: f"DAG {result.target.dag_id!r} not triggered, acknowledged without retry: "
             f"{result.outcome.reason}",
         }.get(kind, result.outcome.reason)
         severity = SEVERITY[kind]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import NOT_JSON, Event, Kind
+from .events import NOT_JSON, Event, EventKind
 from .rules import Match, Route, Rules, TextMatch
 
 
@@ -161,7 +161,7 @@ def _route_failure(route: Route, event: Event) -> str | None:
 
 def route(event: Event, rules: Rules) -> Decision:
     """The targets for an event, in route order."""
-    if event.kind is Kind.UNSUPPORTED:
+    if event.kind is EventKind.UNSUPPORTED:
         return Decision((), f"unsupported event type {event.type!r}: acknowledged, not retried", "WARNING")
     ignored = _ignored(event, rules)
     if ignored:

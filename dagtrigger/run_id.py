@@ -14,7 +14,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, Kind
+from .events import Event, EventKind
 
 if TYPE_CHECKING:
     from .rules import Route
@@ -55,7 +55,7 @@ def run_id_for(event: Event, salt: str | None = None) -> str:
     """
     if salt:
         return _salted(run_id_for(event), salt)
-    if event.kind is Kind.STORAGE and event.storage is not None:
+    if event.kind is EventKind.STORAGE and event.storage is not None:
         obj = event.storage
         action = event.action or "object"
         meta = obj.metageneration if action == "metadataUpdated" else None
@@ -63,14 +63,14 @@ def run_id_for(event: Event, salt: str | None = None) -> str:
         generation = obj.generation + (f"m{meta}" if meta else "")
         parts = [(obj.bucket, 63, False), (obj.name, 120, True), (generation, 24, False)]
         return _compose(f"gcs_{action}", parts, hashed)
-    if event.kind is Kind.PUBSUB and event.message is not None:
+    if event.kind is EventKind.PUBSUB and event.message is not None:
         # One message, one run, whatever the transport: Eventarc names the topic and a push subscription only
         # itself, but both carry the project and the message id (which Pub/Sub keeps across redeliveries).
         msg = event.message
         project = _project(event.source) or _project(msg.subscription) or "pubsub"
         hashed = digest("pubsub", project, msg.message_id)
         return _compose("pubsub", [(project, 80, False), (msg.message_id, 100, False)], hashed)
-    if event.kind is Kind.WEBHOOK and event.webhook is not None:
+    if event.kind is EventKind.WEBHOOK and event.webhook is not None:
         hook = event.webhook
         key = hook.idempotency_key
         # Not the path: it is not signed by every scheme, and one key names one operation whatever URL carried it.

@@ -12,12 +12,12 @@ from typing import Any
 from ..delivery import TRANSPORTS, Delivery
 from ..events import Event, from_delivery
 from ..exceptions import BadDeadLetter
-from ..outcome import Kind
+from ..outcome import OutcomeKind
 
 VERSION = 1
 # A record counts as replayed once a replay created the run or found it already there.
-REPLAYED_OUTCOMES = frozenset({Kind.DONE.value, Kind.DUPLICATE.value})
-REPLAY_OUTCOMES = frozenset(kind.value for kind in Kind)
+REPLAYED_OUTCOMES = frozenset({OutcomeKind.DONE.value, OutcomeKind.DUPLICATE.value})
+REPLAY_OUTCOMES = frozenset(kind.value for kind in OutcomeKind)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -208,7 +208,7 @@ def is_replayed(record: DeadLetter) -> bool:
 
 
 def check_outcome(outcome: str) -> str:
-    """A replay outcome is an ``outcome.Kind`` value; a typo would otherwise silently count as "not replayed"."""
+    """A replay outcome is an ``outcome.OutcomeKind`` value; a typo would otherwise silently count as "not replayed"."""
     if outcome not in REPLAY_OUTCOMES:
         raise ValueError(f"replay outcome must be one of {', '.join(sorted(REPLAY_OUTCOMES))}, got {outcome!r}")
     return outcome

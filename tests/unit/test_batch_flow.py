@@ -15,7 +15,7 @@ import pytest
 
 from dagtrigger import events
 from dagtrigger.batch_store import MembersStore
-from dagtrigger.outcome import Kind
+from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
 from tests.support.fakes import Answer, FakeAirflow, Seen
@@ -151,7 +151,7 @@ def test_redeliveries_add_no_member_and_no_post(airflow: StatefulFakeAirflow, gc
     again = pipeline.handle(upload("exports/a/1.csv", id="a-new-delivery-id"))
     other_instance = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=20)), routes)
     third = other_instance.handle(upload("exports/a/1.csv", id="third-delivery"))
-    assert again.acknowledged and third.kind is Kind.DUPLICATE
+    assert again.acknowledged and third.kind is OutcomeKind.DUPLICATE
     assert len(members(gcs)) == 1
     assert len(airflow.runs) == 1 and len(airflow.posts()) == 2  # one per instance
     overwrite = pipeline.handle(upload("exports/a/1.csv", generation="2"))  # a new object version is a new member
@@ -207,14 +207,14 @@ def test_failed_member_write_is_not_acknowledged_and_posts_nothing(airflow: Stat
         pipeline = make(airflow, gone, Clock(WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]})
         gone.stop()
         report = pipeline.handle(upload("exports/a/1.csv"))
-    assert report.kind is Kind.RETRY and "could not record the member" in report.reason
+    assert report.kind is OutcomeKind.RETRY and "could not record the member" in report.reason
     assert airflow.posts() == []
 
 
 def test_event_time_beyond_the_skew_fails_and_is_dead_lettered(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
     pipeline = make(airflow, gcs, Clock(WINDOW_START), {"routes": ROUTES["routes"][:1]})
     report = pipeline.handle(upload("exports/a/1.csv", at=WINDOW_START + timedelta(hours=2)))
-    assert report.kind is Kind.FAILED and "ahead" in report.reason
+    assert report.kind is OutcomeKind.FAILED and "ahead" in report.reason
     assert airflow.posts() == [] and members(gcs) == {}
 
 
@@ -232,13 +232,13 @@ def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
         taken = next(v1_logical_dates("exports", "exports/b", Window(WINDOW_START, 60)))
         airflow.runs[("load_exports", "someone_else")] = {"logical_date": taken.isoformat(timespec="microseconds")}
         second = pipeline.handle(upload("exports/b/1.csv"))
-        assert first.acknowledged and second.kind is Kind.DONE
+        assert first.acknowledged and second.kind is OutcomeKind.DONE
         bodies = [p.json() for p in airflow.posts()]
         assert len(bodies) == 3 and bodies[1]["dag_run_id"] == bodies[2]["dag_run_id"]
         assert bodies[1]["logical_date"] != bodies[2]["logical_date"]
         # A redelivery in a new instance: its 409 is for our own run (found by id), not a collision.
         again = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=20)), {"routes": ROUTES["routes"][:1]})
-        assert again.handle(upload("exports/a/1.csv", id="redelivered")).kind is Kind.DUPLICATE
+        assert again.handle(upload("exports/a/1.csv", id="redelivered")).kind is OutcomeKind.DUPLICATE
 
 
 def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
@@ -247,9 +247,9 @@ def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFake
     airflow.faults = [Answer(404, {"detail": "DAG not found"})]
     event = upload("exports/a/1.csv")
     failed = pipeline.handle(event)
-    assert failed.kind is Kind.FAILED and "batch run batch__exports" in failed.reason
+    assert failed.kind is OutcomeKind.FAILED and "batch run batch__exports" in failed.reason
     assert failed.results[0].run_id.startswith("gcs_finalized__")  # dead-lettered under the member's own identity
     outcome = pipeline.replay(event, "load_exports", "exports", failed.results[0].run_id)
-    assert outcome.kind is Kind.DONE
+    assert outcome.kind is OutcomeKind.DONE
     assert len(members(gcs)) == 1
     assert [p.json()["dag_run_id"] for p in airflow.posts() if p.json()].pop().startswith("batch__exports__exports_a__")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from dagtrigger import events
-from dagtrigger.events import Kind
+from dagtrigger.events import EventKind
 from dagtrigger.exceptions import BadEvent
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
@@ -11,7 +11,7 @@ from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
 def test_storage_finalize_is_parsed_with_its_identity() -> None:
     event = events.from_cloud_event(storage_attrs(), storage_data())
-    assert event.kind is Kind.STORAGE
+    assert event.kind is EventKind.STORAGE
     assert event.action == "finalized"
     assert event.storage is not None
     assert (event.storage.bucket, event.storage.name, event.storage.generation) == (
@@ -53,7 +53,7 @@ def test_malformed_storage_events_are_rejected_with_a_reason(data: object, fragm
 
 def test_pubsub_message_is_decoded() -> None:
     event = events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"a": 1}', attributes={"k": "v"}))
-    assert event.kind is Kind.PUBSUB
+    assert event.kind is EventKind.PUBSUB
     assert event.message is not None
     assert event.message.data == b'{"a": 1}'
     assert event.message.attributes == {"k": "v"}
@@ -79,20 +79,20 @@ def test_pubsub_bad_base64_is_rejected() -> None:
 
 def test_unknown_type_is_unsupported_not_an_error() -> None:
     event = events.from_cloud_event(storage_attrs(type="com.example.something"), {"x": 1})
-    assert event.kind is Kind.UNSUPPORTED
+    assert event.kind is EventKind.UNSUPPORTED
 
 
 def test_push_envelope() -> None:
     body = pubsub_data(b"hello")
     event = events.from_push_envelope(body)
-    assert event.kind is Kind.PUBSUB
+    assert event.kind is EventKind.PUBSUB
     assert event.message is not None and event.message.subscription.endswith("eventarc-sub")  # type: ignore[union-attr]
     assert event.id == "11223344556677"
 
 
 def test_webhook_uses_idempotency_header_case_insensitively() -> None:
     event = events.from_webhook(b'{"table": "orders"}', {"idempotency-key": "abc-1"}, "/hook")
-    assert event.kind is Kind.WEBHOOK
+    assert event.kind is EventKind.WEBHOOK
     assert event.id == "abc-1"
     assert event.webhook is not None and event.webhook.body == {"table": "orders"}
 

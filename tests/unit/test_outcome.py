@@ -4,30 +4,30 @@ from pathlib import Path
 
 import pytest
 
-from dagtrigger.outcome import Kind, Outcome, classify, combine
+from dagtrigger.outcome import Outcome, OutcomeKind, classify, combine
 
 
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
-        (200, Kind.DONE),
-        (201, Kind.DONE),
-        (409, Kind.DUPLICATE),
-        (400, Kind.FAILED),
-        (404, Kind.FAILED),
-        (405, Kind.FAILED),
-        (422, Kind.FAILED),
-        (418, Kind.FAILED),
-        (401, Kind.RETRY),
-        (403, Kind.RETRY),
-        (408, Kind.RETRY),
-        (429, Kind.RETRY),
-        (500, Kind.RETRY),
-        (503, Kind.RETRY),
-        (302, Kind.FAILED),  # never followed with credentials, and retrying cannot help
+        (200, OutcomeKind.DONE),
+        (201, OutcomeKind.DONE),
+        (409, OutcomeKind.DUPLICATE),
+        (400, OutcomeKind.FAILED),
+        (404, OutcomeKind.FAILED),
+        (405, OutcomeKind.FAILED),
+        (422, OutcomeKind.FAILED),
+        (418, OutcomeKind.FAILED),
+        (401, OutcomeKind.RETRY),
+        (403, OutcomeKind.RETRY),
+        (408, OutcomeKind.RETRY),
+        (429, OutcomeKind.RETRY),
+        (500, OutcomeKind.RETRY),
+        (503, OutcomeKind.RETRY),
+        (302, OutcomeKind.FAILED),  # never followed with credentials, and retrying cannot help
     ],
 )
-def test_status_table(status: int, kind: Kind) -> None:
+def test_status_table(status: int, kind: OutcomeKind) -> None:
     outcome = classify(status)
     assert outcome.kind is kind
     assert outcome.status == status
@@ -46,8 +46,8 @@ def test_auth_failures_name_the_key_whose_doc_row_has_the_fix() -> None:
 
 
 def test_combine_prefers_retry_so_nothing_is_lost() -> None:
-    done, retry, failed = Outcome(Kind.DONE, ""), Outcome(Kind.RETRY, ""), Outcome(Kind.FAILED, "")
-    assert combine([done, retry, failed]) is Kind.RETRY
-    assert combine([done, failed]) is Kind.FAILED
-    assert combine([done, Outcome(Kind.DUPLICATE, "")]) is Kind.DONE
-    assert combine([]) is Kind.IGNORED
+    done, retry, failed = Outcome(OutcomeKind.DONE, ""), Outcome(OutcomeKind.RETRY, ""), Outcome(OutcomeKind.FAILED, "")
+    assert combine([done, retry, failed]) is OutcomeKind.RETRY
+    assert combine([done, failed]) is OutcomeKind.FAILED
+    assert combine([done, Outcome(OutcomeKind.DUPLICATE, "")]) is OutcomeKind.DONE
+    assert combine([]) is OutcomeKind.IGNORED

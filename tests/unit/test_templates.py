@@ -114,14 +114,14 @@ def test_relayed_storage_notification_gives_the_same_conf_and_run_id() -> None:
     }
     relayed = events.from_cloud_event(pubsub_attrs(), pubsub_data(json.dumps(resource).encode(), attributes=attributes))
     direct = upload(name)
-    assert relayed.kind is events.Kind.STORAGE and relayed.action == "finalized"
+    assert relayed.kind is events.EventKind.STORAGE and relayed.action == "finalized"
     assert run_id_for(relayed) == run_id_for(direct)
     route = one_route(conf={"folder": "dirname(name)"})
     relayed_conf, direct_conf = render(relayed, route).conf, render(direct, route).conf
     relayed_conf.pop(RESERVED_KEY), direct_conf.pop(RESERVED_KEY)
     assert relayed_conf == direct_conf
     push = events.from_push_envelope(pubsub_data(b"", attributes={**attributes, "payloadFormat": "NONE"}))
-    assert push.kind is events.Kind.STORAGE and run_id_for(push) == run_id_for(direct)
+    assert push.kind is events.EventKind.STORAGE and run_id_for(push) == run_id_for(direct)
 
 
 def test_pubsub_context_has_the_message() -> None:
