@@ -76,12 +76,23 @@ def _rejected_before_us(error: Exception) -> Any:
 functions_framework.errorhandler(Exception)(_rejected_before_us)
 
 
+def _decoded(value: Any) -> Any:
+    """One ``ce-*`` value percent-decoded; a value that does not decode to UTF-8 is kept as sent (lenient: an odd id
+    is still an id, and the same bytes always give the same run id)."""
+    if not isinstance(value, str) or "%" not in value:
+        return value
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return value
+
+
 def _attributes(cloud_event: CloudEvent) -> dict[str, Any]:
     """CloudEvent attributes; in binary mode the HTTP binding percent-encodes ``ce-*`` header values (the SDK does
-    not decode them), so a non-ASCII subject reads as the object name again."""
+    not decode them), so a non-ASCII subject reads as the object name again. Structured mode is JSON: taken as is."""
     attributes = dict(cloud_event.get_attributes())
     if "ce-id" in flask.request.headers:
-        attributes = {k: unquote(v, errors="strict") if isinstance(v, str) else v for k, v in attributes.items()}
+        attributes = {k: _decoded(v) for k, v in attributes.items()}
     return attributes
 
 
@@ -89,11 +100,7 @@ def _attributes(cloud_event: CloudEvent) -> dict[str, Any]:
 def trigger_event(cloud_event: CloudEvent) -> None:
     flask.g.setdefault(_ENTERED, True)
     try:
-        attributes = _attributes(cloud_event)
-    except UnicodeDecodeError:
-        _reject(BadEvent("a ce-* header is not percent-encoded UTF-8"))
-    try:
-        event = events.from_cloud_event(attributes, cloud_event.data)
+        event = events.from_cloud_event(_attributes(cloud_event), cloud_event.data)
         report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
