@@ -13,7 +13,7 @@ from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
-from .conftest import SECRET, webhook_env
+from .harness import SECRET, webhook_env
 
 HOSTILE_BODIES = [b"[" * 100_000, b'{"a":' * 50_000, b'{"order": NaN}', b'{"order": Infinity}', b'{"x": 1e999}']
 

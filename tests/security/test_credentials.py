@@ -11,7 +11,7 @@ from devtools.localfunction import FunctionProcess
 from tests.support.fakes import Answer, FakeServer, Seen
 from tests.support.storage_emulator import storage_emulator
 
-from .conftest import SECRET, webhook_env
+from .harness import SECRET, webhook_env
 
 PASSWORD = "op-password-9f8e7d"
 BASIC = base64.b64encode(f"op-user:{PASSWORD}".encode()).decode()

@@ -14,7 +14,7 @@ from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
-from .conftest import SECRET, webhook_env
+from .harness import SECRET, webhook_env
 
 PATHS = ["/shop", "/shop/dags/shop_orders", "/billing"]
 
@@ -23,7 +23,7 @@ PATHS = ["/shop", "/shop/dags/shop_orders", "/billing"]
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FunctionProcess, FakeAirflow]]:
     import json
 
-    from .conftest import ROUTES
+    from .harness import ROUTES
 
     workdir = tmp_path_factory.mktemp("mutations")
     routes = workdir / "routes.json"

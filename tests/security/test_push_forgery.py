@@ -10,7 +10,7 @@ from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
-from .conftest import SECRET, webhook_env
+from .harness import SECRET, webhook_env
 
 NOTIFICATION = {
     "message": {

@@ -8,7 +8,7 @@ from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
-from .conftest import SECRET
+from .harness import SECRET
 
 
 def _send(fn: FunctionProcess, url: str, headers: dict[str, str], body: bytes) -> requests.Response:
