@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -331,3 +332,48 @@ class SingleFlight(Generic[K, T]):
         if self._keep(result):
             self.remember(key, result)
         return result, True
+
+
+class _Read(Generic[T]):
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.done = threading.Event()
+        self.value: T | None = None
+        self.ok = False
+
+
+class FreshRead(Generic[K, T]):
+    """Shares one read among concurrent callers that each need a value read *after* a moment of their own.
+
+    A caller passes ``after`` (e.g. when its member write finished); it gets the result of a read that was sent at or
+    after that moment — an in-flight one it joins, or a finished one — else it starts a new read. So a burst of members
+    arriving after a window closed costs about one state read per read latency, never a stale answer."""
+
+    def __init__(self, capacity: int = 4096, wait_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._capacity = capacity
+        self._wait_s = wait_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._latest: OrderedDict[K, _Read[T]] = OrderedDict()
+
+    def read(self, key: K, after: float, fetch: Callable[[], T]) -> tuple[T, bool]:
+        """(value, whether this caller fetched it). ``fetch``'s exceptions reach the caller that fetched."""
+        with self._lock:
+            entry = self._latest.get(key)
+            shared = entry is not None and entry.started >= after and (entry.ok or not entry.done.is_set())
+            if not shared or entry is None:
+                entry = _Read(self._clock())
+                self._latest[key] = entry
+                self._latest.move_to_end(key)
+                while len(self._latest) > self._capacity:
+                    self._latest.popitem(last=False)
+        if shared:
+            if entry.done.wait(self._wait_s) and entry.ok:
+                return entry.value, False  # type: ignore[return-value]
+            return fetch(), True
+        try:
+            entry.value = fetch()
+            entry.ok = True
+        finally:
+            entry.done.set()
+        return entry.value, True

@@ -8,7 +8,9 @@ copy in a later batch (the DAG dedupes by key).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from .batch import (
     CLOCK_MARGIN_S,
     BatchError,
     BatchSpec,
+    FreshRead,
     Placement,
     SingleFlight,
     event_moment,
@@ -60,14 +63,17 @@ class Batcher:
         call: Callable[[TriggerCall], Outcome],
         max_conf_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        log: logging.Logger | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self._call = call
         self.max_conf_bytes = max_conf_bytes
         self.clock = clock
+        self.log = log or logging.getLogger("dagtrigger")
         self.flights: SingleFlight[tuple[str, str], Outcome] = SingleFlight(lambda o: o.kind in _CREATED)
         self.started: SingleFlight[tuple[str, str], bool] = SingleFlight(bool)
+        self.states: FreshRead[tuple[str, str], str | None] = FreshRead()
         self.posts = 0  # trigger POSTs this process made for batches (retries inside one POST not counted)
         self._posts_lock = threading.Lock()
 
@@ -92,17 +98,18 @@ class Batcher:
         for hop in range(MAX_LATE_HOPS + 1):
             late = hop > 0
             try:
-                self.store.write(placement.bucket, member_name(placement.prefix, key),
-                                 member_record(placement, key, member_conf, event.time, late))  # fmt: skip
+                record = member_record(placement, key, member_conf, event.time, late)
+                self.store.write(placement.bucket, member_name(placement.prefix, key), record)
             except MemberWriteError as exc:
                 return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, str(exc)), late)
+            written = time.monotonic()
             outcome, created_now = self._ensure(target, placement, context)
             if outcome.kind not in _CREATED:
                 return Placed(placement.run_id, outcome, late)
             if created_now:
                 return Placed(placement.run_id, outcome, late)  # created after our write: it will list us
             try:
-                if not self._has_started(target.dag_id, placement):
+                if not self._has_started(target.dag_id, placement, written):
                     return Placed(placement.run_id, outcome, late)
             except (AirflowUnreachable, CredentialsUnavailable) as exc:
                 return Placed(
@@ -118,14 +125,15 @@ class Batcher:
             window = previous.window.next()
         return place(spec, target.name, target.dag_id, group, window)
 
-    def _has_started(self, dag_id: str, placement: Placement) -> bool:
-        """Whether the run left ``queued``; not asked while the window is clearly still open (it cannot have)."""
+    def _has_started(self, dag_id: str, placement: Placement, written: float) -> bool:
+        """Whether the run left ``queued`` as read *after* our member was written (``written``, monotonic); not asked
+        while the window is clearly still open (it cannot have started), and shared with concurrent members."""
         if self.clock() < placement.window.end - timedelta(seconds=CLOCK_MARGIN_S):
             return False
         key = (dag_id, placement.run_id)
         if self.started.known(key):
             return True
-        state = self.client.run_state(dag_id, placement.run_id)
+        state, _ = self.states.read(key, written, lambda: self.client.run_state(dag_id, placement.run_id))
         started = state is not None and state != "queued"
         if started:
             self.started.remember(key, True)
@@ -180,4 +188,10 @@ class Batcher:
     def _post(self, call: TriggerCall) -> Outcome:
         with self._posts_lock:
             self.posts += 1
-        return self._call(call)
+        outcome = self._call(call)
+        self.log.debug(
+            "batch run trigger POST: %s",
+            outcome.kind.value,
+            extra={"dag_id": call.dag_id, "run_id": call.run_id, "status": outcome.status},
+        )
+        return outcome

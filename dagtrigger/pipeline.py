@@ -130,7 +130,7 @@ class Pipeline:
         self.log = logger or logs.get_logger()
         self.dead_letters = dead_letters
         self.batcher = (
-            Batcher(client, members or MembersStore(), self._call, settings.max_conf_bytes)
+            Batcher(client, members or MembersStore(), self._call, settings.max_conf_bytes, log=self.log)
             if any(r.batch is not None for r in rules.routes)
             else None
         )

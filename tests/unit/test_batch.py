@@ -20,6 +20,7 @@ from dagtrigger.batch import (
     FUTURE_SKEW_S,
     OFFSET_SLOTS,
     BatchError,
+    FreshRead,
     SingleFlight,
     Window,
     batch_run_id,
@@ -308,3 +309,28 @@ def test_single_flight_forgets_the_oldest_keys() -> None:
     for key in range(5):
         flight.run(key, lambda: "created")
     assert flight.known(0) is None and flight.known(4) == "created"
+
+
+def test_fresh_read_is_shared_only_by_callers_whose_moment_precedes_it() -> None:
+    now = [100.0]
+    reads: list[int] = []
+    gate = threading.Event()
+
+    def fetch() -> str:
+        reads.append(1)
+        gate.wait(5)
+        return f"state-{len(reads)}"
+
+    fresh: FreshRead[str, str] = FreshRead(clock=lambda: now[0])
+    results: list[tuple[str, bool]] = []
+    threads = [threading.Thread(target=lambda: results.append(fresh.read("run", 99.0, fetch))) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(reads) == 1 and sorted(results) == [("state-1", False)] * 9 + [("state-1", True)]
+    assert fresh.read("run", 100.0, fetch) == ("state-1", False)  # that read was sent at 100: fresh enough
+    now[0] = 101.0
+    assert fresh.read("run", 100.5, fetch) == ("state-2", True)  # written after that read was sent: read again
