@@ -94,7 +94,7 @@ class Batcher:
         if target.route.manifest is not None:
             member_conf[target.route.manifest.into] = manifest
         key = run_id_for(event)
-        placement = place(spec, target.name, target.dag_id, group, window)
+        placement = first = place(spec, target.name, target.dag_id, group, window)
         for hop in range(MAX_LATE_HOPS + 1):
             late = hop > 0
             try:
@@ -104,10 +104,11 @@ class Batcher:
                 return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, str(exc)), late)
             written = time.monotonic()
             outcome, created_now = self._ensure(target, placement, context)
-            if outcome.kind not in _CREATED:
+            if outcome.kind in _CREATED and late:
+                reason = f"late: run {first.run_id} had started, so the member is also in this one; {outcome.reason}"
+                outcome = Outcome(outcome.kind, reason, outcome.status)
+            if outcome.kind not in _CREATED or created_now:  # created after our write: the run will list us
                 return Placed(placement.run_id, outcome, late)
-            if created_now:
-                return Placed(placement.run_id, outcome, late)  # created after our write: it will list us
             try:
                 if not self._has_started(target.dag_id, placement, written):
                     return Placed(placement.run_id, outcome, late)

@@ -186,6 +186,7 @@ def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFak
     clock.now = WINDOW_START + timedelta(seconds=75)
     late = pipeline.handle(upload("exports/a/2.csv", at=WINDOW_START + timedelta(seconds=30)))
     assert late.acknowledged and late.results[0].run_id != run_id
+    assert f"late: run {run_id} had started" in late.results[0].outcome.reason
     recorded = members(gcs)
     assert len(recorded) == 3  # 1.csv and 2.csv in the first batch, 2.csv again in the next one
     late_docs = [d for d in recorded.values() if d["late"]]
