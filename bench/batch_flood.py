@@ -36,7 +36,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from dagtrigger import events
-from dagtrigger.conf import run_id_for
+from dagtrigger.run_id import run_id_for
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
 from devtools.ports import free_port
