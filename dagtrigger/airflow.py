@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +24,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from .auth import Auth
-from .clock import SYSTEM_CLOCK, Clock
+from .clock import SYSTEM_CLOCK, Clock, utc
 from .exceptions import AirflowUnreachable
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -338,8 +338,7 @@ class AirflowClient:
 
 def _iso(moment: datetime) -> str:
     """RFC 3339 in UTC with an explicit offset (Airflow 2 refuses naive dates), microseconds kept."""
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return aware.isoformat(timespec="microseconds")
+    return utc(moment).isoformat(timespec="microseconds")
 
 
 def _describe(exc: requests.RequestException) -> str:

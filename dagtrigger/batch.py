@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from .clock import parse_utc, utc
 from .exceptions import ConfigError, DagtriggerError
 from .gcs import location_uri, parse_location
 from .run_id import digest, squash
@@ -113,11 +114,6 @@ class Window:
         return Window(self.end, self.size_s)
 
 
-def utc(moment: datetime) -> datetime:
-    """Naive datetimes are UTC; aware ones are converted (windows never depend on a local zone or DST)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def window_for(moment: datetime, size_s: int) -> Window:
     """The window containing ``moment``: floor(seconds since the epoch / size) × size, also before 1970.
 
@@ -143,7 +139,7 @@ def event_moment(time: str | None, now: datetime) -> datetime:
     if not time:
         return utc(now)
     try:
-        moment = utc(datetime.fromisoformat(time.replace("Z", "+00:00")))
+        moment = parse_utc(time)
     except ValueError:
         return utc(now)
     if moment - utc(now) > timedelta(seconds=FUTURE_SKEW_S):

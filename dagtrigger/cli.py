@@ -6,17 +6,17 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from .clock import parse_utc
 from .exceptions import ConfigError
 
 
 def _when(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_utc(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time such as 2026-11-24T10:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def replay(args: argparse.Namespace) -> int:

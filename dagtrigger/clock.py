@@ -1,8 +1,10 @@
-"""Where waiting code reads the time and sleeps: the real clock in production, a fake one in tests (no test sleeps)."""
+"""Time, in one place: where waiting code reads the clock and sleeps (the real clock in production, a fake one in
+tests, so no test sleeps), and how times are normalised to UTC and read from ISO-8601 text."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -25,3 +27,13 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+def utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, aware ones converted: nothing here depends on a local zone or DST."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    """ISO-8601 text (``Z`` or an offset; none means UTC) as an aware UTC datetime; ValueError if it is not one."""
+    return utc(datetime.fromisoformat(text))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_sessi
 from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
-from .clock import SYSTEM_CLOCK, Clock
+from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, conf_size, documents
 from .deadletter import DeadLetterStore, new_record
 from .events import Event
@@ -45,11 +45,9 @@ def event_age_s(event: Event, now: datetime | None = None) -> float | None:
     if not event.time:
         return None
     try:
-        moment = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+        moment = parse_utc(event.time)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return ((now or datetime.now(UTC)) - moment).total_seconds()
 
 
@@ -241,14 +239,14 @@ class Pipeline:
         # so two failed members of one batch stay two records (replay re-batches them either way).
         outcome = placed.outcome
         if placed.run_id:
-            outcome = Outcome(outcome.kind, f"{outcome.reason} (batch run {placed.run_id})", outcome.status)
+            outcome = replace(outcome, reason=f"{outcome.reason} (batch run {placed.run_id})")
         return TargetResult(target, route_run_id(event, target.route), outcome)
 
     def _conclude(self, event: Event, result: TargetResult) -> TargetResult:
         """What becomes of one target's result: a too-old retry gives up, a failure is recorded; logged once."""
         outcome = self._give_up_if_too_old(event, result.outcome)
         outcome, recorded = self._record_failure(event, result, outcome)
-        concluded = TargetResult(result.target, result.run_id, outcome)
+        concluded = replace(result, outcome=outcome)
         self._log_result(event, concluded, recorded)
         return concluded
 

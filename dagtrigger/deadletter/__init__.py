@@ -20,7 +20,6 @@ from .record import (
     matches,
     merge,
     new_record,
-    parse_time,
     utc_iso,
     with_replay,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "new_record",
     "object_name",
     "parse_name",
-    "parse_time",
     "parse_uri",
     "redact",
     "utc_iso",

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote, unquote
 
+from ..clock import parse_utc
 from ..exceptions import ConfigError
 from ..gcs import parse_location
-from .record import DeadLetter, _sort_time, parse_time
+from .record import DeadLetter, _sort_time
 
 ENV_VAR = "DEAD_LETTER_URI"
 EXAMPLE_URI = "gs://my-project-dagtrigger/dead-letters"
@@ -79,7 +80,7 @@ def candidate_days(record: DeadLetter, lookback_days: int = LOOKBACK_DAYS) -> tu
     oldest = newest - timedelta(days=1)
     if record.event_time:
         try:
-            oldest = min(parse_time(record.event_time).date(), newest)
+            oldest = min(parse_utc(record.event_time).date(), newest)
         except ValueError:
             pass
     oldest = max(oldest, newest - timedelta(days=lookback_days))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import parse_utc, utc
 from ..delivery import TRANSPORTS, Delivery
 from ..events import Event, from_delivery
 from ..exceptions import BadDeadLetter
@@ -20,19 +21,9 @@ REPLAYED_OUTCOMES = frozenset({OutcomeKind.DONE.value, OutcomeKind.DUPLICATE.val
 REPLAY_OUTCOMES = frozenset(kind.value for kind in OutcomeKind)
 
 
-def _utc(moment: datetime) -> datetime:
-    """Naive datetimes are taken as UTC: every time in a record, a name and a filter is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def utc_iso(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``: sortable as text, readable in the console."""
-    return _utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    """The inverse of ``utc_iso`` (other ISO-8601 forms too, e.g. the event times Eventarc sends)."""
-    return _utc(datetime.fromisoformat(text))
+    return utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -103,7 +94,7 @@ class DeadLetter:
             raise BadDeadLetter("dead letter field 'replays' must be a list of objects")
         recorded_at = text("recorded_at") or ""
         try:
-            parse_time(recorded_at)
+            parse_utc(recorded_at)
         except ValueError:
             raise BadDeadLetter(f"dead letter field 'recorded_at' is not ISO-8601: {recorded_at[:40]!r}") from None
         return cls(
@@ -197,7 +188,7 @@ def merge(existing: DeadLetter, new: DeadLetter) -> DeadLetter:
 
 def _sort_time(text: str) -> datetime:
     try:
-        return parse_time(text)
+        return parse_utc(text)
     except ValueError:
         return datetime.max.replace(tzinfo=UTC)
 
@@ -231,9 +222,9 @@ def matches(
     if dag_id is not None and record.dag_id != dag_id:
         return False
     recorded = _sort_time(record.recorded_at)
-    if since is not None and recorded < _utc(since):
+    if since is not None and recorded < utc(since):
         return False
-    if until is not None and recorded >= _utc(until):
+    if until is not None and recorded >= utc(until):
         return False
     return include_replayed or not is_replayed(record)
 

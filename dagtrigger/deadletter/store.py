@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import logs
+from ..clock import utc
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
 from ..gcs import default_retry, location_uri, storage_client
 from ..redaction import redact
 from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
-from .record import DeadLetter, _utc, check_outcome, is_replayed, matches, merge, with_replay
+from .record import DeadLetter, check_outcome, is_replayed, matches, merge, with_replay
 
 PAGE_SIZE = 500
 MAX_CONFLICTS = 5  # concurrent writers of one record (412) before giving up
@@ -246,8 +247,8 @@ class DeadLetterStore:
 
         client, retry = self._storage()
         head = f"{self.prefix}/" if self.prefix else ""
-        first_day = _utc(since).date() if since else None
-        last_day = _utc(until).date() if until else None
+        first_day = utc(since).date() if since else None
+        last_day = utc(until).date() if until else None
         blobs = client.list_blobs(
             self.bucket_name,
             prefix=head or None,
