@@ -6,6 +6,8 @@ import base64
 import time
 from typing import Any
 
+from dagtrigger import events
+
 
 def now_iso() -> str:
     """Event times are 'now': the pipeline gives up on events older than MAX_EVENT_AGE_SECONDS."""
@@ -74,3 +76,11 @@ def pubsub_data(payload: bytes | None, message_id: str = "11223344556677", attri
     if payload is not None:
         message["data"] = base64.b64encode(payload).decode()
     return {"message": message, "subscription": "projects/example-project/subscriptions/eventarc-sub"}
+
+
+def storage_event(name: str = "raw/2026/file.csv", generation: str = "1732442400123456", **attrs: str):
+    return events.from_cloud_event(storage_attrs(name=name, **attrs), storage_data(name=name, generation=generation))
+
+
+def pubsub_event(payload: bytes | None, message_id: str = "11223344556677"):
+    return events.from_cloud_event(pubsub_attrs(message_id=message_id), pubsub_data(payload, message_id=message_id))

@@ -10,11 +10,7 @@ from dagtrigger import events
 from dagtrigger.conf import RESERVED_KEY, build_conf, conf_size
 from dagtrigger.run_id import RUN_ID_MAX, RUN_ID_PATTERN, run_id_for
 
-from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
-
-
-def storage_event(name: str = "raw/2026/file.csv", generation: str = "1732442400123456", **attrs: str):
-    return events.from_cloud_event(storage_attrs(name=name, **attrs), storage_data(name=name, generation=generation))
+from .samples import pubsub_attrs, pubsub_data, pubsub_event, storage_attrs, storage_data, storage_event
 
 
 def test_storage_conf_is_the_object_resource_plus_event_metadata() -> None:
@@ -27,42 +23,6 @@ def test_storage_conf_is_the_object_resource_plus_event_metadata() -> None:
     assert conf[RESERVED_KEY]["subject"] == "objects/raw/2026/file.csv"
     assert conf[RESERVED_KEY]["time"] == "2026-11-24T10:00:00.123Z"
     assert conf[RESERVED_KEY]["source"].endswith("/buckets/landing")
-
-
-def test_same_object_version_under_a_new_event_id_keeps_the_run_id() -> None:
-    assert run_id_for(storage_event()) == run_id_for(storage_event(id="another-delivery-id"))
-
-
-def test_overwrite_is_a_new_run() -> None:
-    assert run_id_for(storage_event(generation="1")) != run_id_for(storage_event(generation="2"))
-
-
-def test_event_type_is_part_of_the_identity() -> None:
-    deleted = storage_event(type="google.cloud.storage.object.v1.deleted")
-    assert run_id_for(deleted) != run_id_for(storage_event())
-    assert run_id_for(deleted).startswith("gcs_deleted__")
-
-
-def test_run_id_is_readable() -> None:
-    run_id = run_id_for(storage_event())
-    assert run_id.startswith("gcs_finalized__landing__raw_2026_file.csv__1732442400123456__")
-    assert RUN_ID_PATTERN.match(run_id)
-
-
-def test_names_that_squash_alike_still_get_distinct_run_ids() -> None:
-    assert run_id_for(storage_event(name="a b.csv")) != run_id_for(storage_event(name="a_b.csv"))
-    assert run_id_for(storage_event(name="été.csv")) != run_id_for(storage_event(name="ete.csv"))
-
-
-def test_long_names_keep_the_file_name_and_fit() -> None:
-    name = "deep/" * 200 + "final-report.parquet"
-    run_id = run_id_for(storage_event(name=name))
-    assert len(run_id) <= RUN_ID_MAX
-    assert "final-report.parquet" in run_id
-
-
-def pubsub_event(payload: bytes | None, message_id: str = "11223344556677"):
-    return events.from_cloud_event(pubsub_attrs(message_id=message_id), pubsub_data(payload, message_id=message_id))
 
 
 def test_pubsub_json_object_spreads_into_conf_with_metadata() -> None:
@@ -80,12 +40,6 @@ def test_pubsub_text_binary_and_non_object_json() -> None:
     assert base64.b64decode(build_conf(pubsub_event(raw))["data_base64"]) == raw
     assert build_conf(pubsub_event(b"[1, 2]"))["data_json"] == [1, 2]
     assert set(build_conf(pubsub_event(None))) == {RESERVED_KEY}
-
-
-def test_pubsub_run_id_follows_the_message_id() -> None:
-    assert run_id_for(pubsub_event(b"a")) == run_id_for(pubsub_event(b"b"))
-    assert run_id_for(pubsub_event(b"a", "1")) != run_id_for(pubsub_event(b"a", "2"))
-    assert run_id_for(pubsub_event(b"a")).startswith("pubsub__example-project__11223344556677__")
 
 
 def test_webhook_run_id_uses_the_key_or_the_body() -> None:

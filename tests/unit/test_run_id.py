@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from dagtrigger import events
-from dagtrigger.run_id import RUN_ID_PATTERN, run_id_for
+from dagtrigger.run_id import RUN_ID_MAX, RUN_ID_PATTERN, run_id_for
+
+from .samples import pubsub_event, storage_event
 
 GOOGLE = Path(__file__).resolve().parents[1] / "fixtures" / "google"
 
@@ -85,3 +87,44 @@ def test_a_redelivery_with_another_payload_copy_is_the_same_run() -> None:
     redelivered = copy.deepcopy(body)
     redelivered["message"]["attributes"] = {"attr1": "changed"}
     assert run_id_for(push(body)) == run_id_for(push(redelivered))
+
+
+# -- run ids by kind (moved from test_conf.py: one test module per package module)
+
+
+def test_same_object_version_under_a_new_event_id_keeps_the_run_id() -> None:
+    assert run_id_for(storage_event()) == run_id_for(storage_event(id="another-delivery-id"))
+
+
+def test_overwrite_is_a_new_run() -> None:
+    assert run_id_for(storage_event(generation="1")) != run_id_for(storage_event(generation="2"))
+
+
+def test_event_type_is_part_of_the_identity() -> None:
+    deleted = storage_event(type="google.cloud.storage.object.v1.deleted")
+    assert run_id_for(deleted) != run_id_for(storage_event())
+    assert run_id_for(deleted).startswith("gcs_deleted__")
+
+
+def test_run_id_is_readable() -> None:
+    run_id = run_id_for(storage_event())
+    assert run_id.startswith("gcs_finalized__landing__raw_2026_file.csv__1732442400123456__")
+    assert RUN_ID_PATTERN.match(run_id)
+
+
+def test_names_that_squash_alike_still_get_distinct_run_ids() -> None:
+    assert run_id_for(storage_event(name="a b.csv")) != run_id_for(storage_event(name="a_b.csv"))
+    assert run_id_for(storage_event(name="été.csv")) != run_id_for(storage_event(name="ete.csv"))
+
+
+def test_long_names_keep_the_file_name_and_fit() -> None:
+    name = "deep/" * 200 + "final-report.parquet"
+    run_id = run_id_for(storage_event(name=name))
+    assert len(run_id) <= RUN_ID_MAX
+    assert "final-report.parquet" in run_id
+
+
+def test_pubsub_run_id_follows_the_message_id() -> None:
+    assert run_id_for(pubsub_event(b"a")) == run_id_for(pubsub_event(b"b"))
+    assert run_id_for(pubsub_event(b"a", "1")) != run_id_for(pubsub_event(b"a", "2"))
+    assert run_id_for(pubsub_event(b"a")).startswith("pubsub__example-project__11223344556677__")
