@@ -82,11 +82,13 @@ def storage_event(
     size: int = 0,
     metadata: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    event_id: str | None = None,
 ) -> Outgoing:
     """A Cloud Storage object event as Eventarc sends it; the object resource (strings for numbers) is the data.
 
     Without ``generation`` a new one is made from the clock, so each send is a new object version (a new run);
     repeat a generation to see the redelivery give the same run (Airflow 409, counted as a duplicate).
+    ``event_id``: default a new random one (the load harness gives its own, to tell redeliveries apart).
     """
     moment = now or datetime.now(UTC)
     generation = generation or str(int(moment.timestamp() * 1_000_000))
@@ -113,7 +115,7 @@ def storage_event(
     event_type = STORAGE_TYPE.format(action=action)
     attributes = {
         "specversion": "1.0",
-        "id": _numeric_id(),
+        "id": event_id or _numeric_id(),
         "type": event_type,
         "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
         "subject": f"objects/{name}",
@@ -142,10 +144,14 @@ def pubsub_event(
     topic: str = "dagtrigger-send",
     ordering_key: str | None = None,
     now: datetime | None = None,
+    message_id: str | None = None,
 ) -> Outgoing:
-    """A Pub/Sub message as Eventarc delivers it: the message (data base64-encoded) and the subscription."""
+    """A Pub/Sub message as Eventarc delivers it: the message (data base64-encoded) and the subscription.
+
+    ``message_id``: default a new random one; a Pub/Sub redelivery repeats the same id.
+    """
     project, topic_id = topic_path(topic)
-    message_id = _numeric_id()
+    message_id = message_id or _numeric_id()
     when = rfc3339(now)
     message: dict[str, Any] = {
         "attributes": dict(attributes or {}),
