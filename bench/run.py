@@ -24,9 +24,10 @@ from pathlib import Path
 
 from bench import imports, load
 from bench.endpoint import make_certificate, trust_bundle
-from bench.procs import REPO, Endpoint, Memory, Served, clean_env, cpu_seconds, memory, process_cpu_seconds
+from bench.procs import Endpoint, Memory, cpu_seconds, memory, process_cpu_seconds
 from bench.table import EMPTY, Row, number, ratio, render, verdict
-from tests.support.fakes import FakeMetadataServer
+from devtools.fakes import FakeMetadataServer
+from devtools.localfunction import REPO, FunctionProcess, clean_env
 
 DAG_ID = "dagtrigger_example"
 OURS = "ours"
@@ -120,7 +121,7 @@ class UpstreamResult:
     events_sent: dict[str, int] = field(default_factory=dict)
 
 
-def _check(result: load.LoadResult, what: str, served: Served | None) -> None:
+def _check(result: load.LoadResult, what: str, served: FunctionProcess | None) -> None:
     if result.errors or result.unsent:
         detail = f"statuses {result.statuses}, {result.errors} errors, {result.unsent} unsent"
         tail = f"\n{served.tail()}" if served is not None else ""
@@ -145,13 +146,15 @@ def measure_upstream(
     tag = "https" if upstream.ca_bundle else "af3"
     rounds = max(1, min(sizes.rounds, events // 8))
     with contextlib.ExitStack() as stack:
-        served: dict[str, Served] = {}
+        served: dict[str, FunctionProcess] = {}
         metadata: dict[str, TokenMetadataServer] = {}
         for variant in FUNCTIONS:
             metadata[variant] = TokenMetadataServer(upstream.metadata_token)
             stack.enter_context(metadata[variant])
             source, target = TARGETS[variant]
-            served[variant] = stack.enter_context(Served(source, target, upstream.env(metadata[variant]), workdir))
+            served[variant] = stack.enter_context(
+                FunctionProcess(target, upstream.env(metadata[variant]), workdir, source=source)
+            )
 
         def make_client(variant: str) -> load.Client:
             if variant == RAW:
@@ -219,7 +222,9 @@ def cold_starts(upstream: Upstream, sizes: Sizes, metadata: FakeMetadataServer, 
             item = load.storage_event(
                 "bench-cold", f"cold/{round_no}/{target}.csv", time.time_ns() // 1000, f"cold-{target}-{time.time_ns()}"
             )
-            served = Served(source, target, {**upstream.env(metadata), **EXTRA_ENV.get(variant, {})}, workdir)
+            served = FunctionProcess(
+                target, {**upstream.env(metadata), **EXTRA_ENV.get(variant, {})}, workdir, source=source
+            )
             served.start(wait=False)
             try:
                 port_s = served.wait_port()

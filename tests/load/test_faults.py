@@ -1,9 +1,10 @@
 """Fault scenarios at modest sizes: every event ends as exactly one DAG run or one dead letter.
 
-Each scenario drives a real functions-framework process with real CloudEvents from a client that redelivers like
-Eventarc / Pub/Sub, injects one kind of fault mid-burst (tests/load/runner.py, fake_airflow.py), and counts from
-what the servers recorded. A scenario also has to show that its fault really happened, so a burst that finished
-before the fault cannot pass by accident. Sizes and more scenarios: ``python -m tests.load.runner --help``.
+Each scenario drives real functions-framework processes (two or three instances; duplicates land on another one)
+with real CloudEvents from a client that redelivers like Eventarc / Pub/Sub, injects one kind of fault mid-burst
+(bench/scenarios.py, bench/fake_airflow.py), and counts from what the servers recorded. A scenario also has to
+show that its fault really happened, so a burst that finished before the fault cannot pass by accident. Sizes and
+more scenarios: ``bash devtools/run-load.sh --help``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,12 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from bench.burst import ClientPolicy
+from bench.scenarios import FAKE_SCENARIOS, BurstSpec, Rig, run_fake_scenario, run_real
+from bench.tally import Tally
+from devtools.fakes import Answer, FakeMetadataServer, FakeServer, Seen
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
-from tests.load.runner import FAKE_SCENARIOS, BurstSpec, ClientPolicy, Rig, Tally, run_fake_scenario, run_restart
-from tests.support.fakes import Answer, FakeMetadataServer, FakeServer, Seen
 from tests.unit.samples import storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration
@@ -39,7 +43,10 @@ EVIDENCE: dict[str, Callable[[Tally], bool]] = {
     # Tokens were refused; a still-valid token may carry the requests through the outage (no 5xx needed).
     "token": lambda t: "refused 0" not in t.injected and "refused" in t.injected,
     "html": lambda t: "502-html×" in t.injected and "500-html×" in t.injected,
-    "restart": lambda t: t.injected.startswith("Airflow down") and t.answers_5xx + t.no_answer > 0,
+    # The outage was felt: answers refused or failed, or requests held through it inside the function's retry budget.
+    "api-restart": lambda t: "API server down" in t.injected and (t.answers_5xx + t.no_answer > 0 or t.p99_ms > 1000),
+    "pg-restart": lambda t: "PostgreSQL down" in t.injected and (t.answers_5xx + t.no_answer > 0 or t.p99_ms > 1000),
+    "race": lambda t: t.sent == 2 * t.distinct,  # every event twice, both copies released together
 }
 
 
@@ -62,7 +69,19 @@ def test_fault_scenario(load_rig: Rig, scenario: str) -> None:
 def test_airflow_killed_and_restarted_mid_burst(load_rig: Rig, airflow3: AirflowServer) -> None:
     """(e) Against the real Airflow 3: a run committed just before the SIGKILL, whose answer was lost, gets 409 after
     the restart and is never created twice; events sent while Airflow is down are redelivered."""
-    assert_exactly_once(run_restart(load_rig, airflow3, SPEC, POLICY))
+    spec = replace(SPEC, poison=0.0)
+    assert_exactly_once(run_real(load_rig, airflow3, "api-restart", spec, POLICY, max_in_flight=1))
+
+
+PG_SPEC = BurstSpec(events=300, concurrency=16, duplicates=0.1, poison=0.0)
+
+
+@pytest.mark.parametrize("scenario", ["api-restart", "pg-restart", "race"])
+def test_postgres_fault(load_rig: Rig, airflow3_pg: AirflowServer, scenario: str) -> None:
+    """(e, h, i) On PostgreSQL with the scheduler and three instances: the API server killed, PostgreSQL itself
+    crashed, and concurrent duplicates racing on the unique constraint (409 or a 5xx for the loser): one run each."""
+    rig3 = replace(load_rig, instances=3)
+    assert_exactly_once(run_real(rig3, airflow3_pg, scenario, PG_SPEC, POLICY, max_in_flight=8))
 
 
 # ---------------------------------------------------------------------------------------- product bugs found here

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.fakes import Answer, FakeServer, Seen, ServedFake
+from devtools.fakes import Answer, FakeServer, Seen, ServedFake
 
 # A conf whose metadata holds this key is refused (400), as Airflow refuses a bad request: a poison event.
 REFUSE_MARKER = "dagtrigger-load-refuse"

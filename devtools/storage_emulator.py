@@ -1,0 +1,157 @@
+"""A Cloud Storage emulator (``gcp-storage-emulator``) on 127.0.0.1, in memory, for tests.
+
+    with storage_emulator() as gcs:                 # in this process, on a free port
+        gcs.create_bucket("dead-letters")
+        client = gcs.client()                       # or give a subprocess gcs.env()
+        ...
+
+What it proves: the object names, bodies, content types, custom metadata and listings our code writes and reads,
+through the real google-cloud-storage client over HTTP, and what happens when the server is gone.
+
+What it cannot prove (measured with gcp-storage-emulator 2026.7):
+- preconditions: ``if_generation_match`` is ignored (``=0`` on an existing object succeeds, no 412), so
+  create-if-absent and lost-update protection must be tested by injecting the 412 (or against real GCS);
+- pagination: ``page_size``, ``start_offset`` and ``end_offset`` are ignored, every listing is one page;
+- downloads carry no ``x-goog-generation`` header (read the generation with ``get_blob``);
+- IAM (403), quotas (429), server errors and latency; it is single-threaded (~140 requests/s), starts
+  metageneration at 2 and replaces (not merges) metadata on patch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from devtools.ports import free_port
+
+PROJECT = "dagtrigger-test"
+READY_TIMEOUT_S = 10.0
+
+
+class StorageEmulator:
+    """A running emulator; ``stop()`` is idempotent (tests stop it early to see write failures)."""
+
+    def __init__(self, port: int, stop: Any) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.url = f"http://{self.host}:{port}"
+        self._stop = stop
+        self.stopped = False
+
+    def env(self) -> dict[str, str]:
+        """What a subprocess needs so that ``storage.Client()`` talks to this emulator (anonymously)."""
+        return {"STORAGE_EMULATOR_HOST": self.url}
+
+    def client(self, project: str = PROJECT) -> Any:
+        """A google-cloud-storage client for this emulator, without touching ``os.environ``."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
+        )
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        # self.url is always http://127.0.0.1:<port>, built here, never from input.
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            text = answer.read()
+        return json.loads(text) if text else None
+
+    def create_bucket(self, name: str) -> None:
+        self._request("POST", f"/storage/v1/b?project={PROJECT}", {"name": name})
+
+    def objects(self, bucket: str, prefix: str = "") -> list[str]:
+        """Object names in ``bucket`` (a plain HTTP listing, independent of the code under test)."""
+        answer = self._request("GET", f"/storage/v1/b/{bucket}/o?prefix={urllib.parse.quote(prefix)}")
+        return [item["name"] for item in (answer or {}).get("items", [])]
+
+    def ready(self) -> bool:
+        try:
+            self._request("GET", f"/storage/v1/b?project={PROJECT}")
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+        return True
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"storage emulator on {self.url} not ready after {timeout_s:g} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self._stop()
+
+
+def _in_process() -> StorageEmulator:
+    import logging
+
+    from gcp_storage_emulator.server import create_server
+
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()  # returns once the listening socket exists
+    # Port 0 avoids a race for a free port; the emulator exposes the bound port only on its HTTP server.
+    port = int(server._api._httpd.server_address[1])
+    return StorageEmulator(port, server.stop)
+
+
+def _subprocess(log: Path) -> StorageEmulator:
+    port = free_port()
+    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--in-memory", "--host", "127.0.0.1"]
+    with log.open("wb") as out:  # a file, not a pipe: an undrained pipe would block the emulator
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    emulator = StorageEmulator(port, stop)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not emulator.ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            emulator.stop()
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"storage emulator did not start on port {port}:\n{tail}")
+        time.sleep(0.05)
+    return emulator
+
+
+@contextmanager
+def storage_emulator(*, subprocess_mode: bool = False) -> Iterator[StorageEmulator]:
+    """Start the emulator (in this process by default; ``subprocess_mode=True`` runs ``python -m
+    gcp_storage_emulator``), wait until it answers (bounded), yield it, and stop it."""
+    with tempfile.TemporaryDirectory(prefix="gcs-emulator-") as tmp:
+        emulator = _subprocess(Path(tmp) / "emulator.log") if subprocess_mode else _in_process()
+        try:
+            emulator.wait_ready()
+            yield emulator
+        finally:
+            emulator.stop()
