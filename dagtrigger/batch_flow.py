@@ -33,7 +33,7 @@ from .batch import (
     window_for,
 )
 from .batch_store import MembersStore, MemberWriteError
-from .conf import EventDocuments, conf_size, documents
+from .conf import EventDocuments, documents, refuse_conf
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
 from .outcome import Outcome, OutcomeKind
@@ -163,11 +163,9 @@ class Batcher:
             note = route.note.render({**conf, "default": placement.run_id})[:1000] if route.note else None
         except TemplateError as exc:
             return Outcome(OutcomeKind.FAILED, f"conf could not be built: {exc}")
-        size = conf_size(conf)
-        if size > self.max_conf_bytes:
-            return Outcome(
-                OutcomeKind.FAILED, f"conf is {size} bytes, over MAX_CONF_BYTES={self.max_conf_bytes}; not sent"
-            )
+        refused = refuse_conf(conf, self.max_conf_bytes, sender_fault=False)  # the route's templates made it
+        if refused is not None:
+            return refused
         call = TriggerCall(target.dag_id, placement.run_id, conf, note, run_after=placement.window.end)
         try:
             version = self.client.api_version()

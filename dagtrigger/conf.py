@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import NOT_JSON, Event, PubSubMessage
+from .outcome import Outcome, OutcomeKind
 
 RESERVED_KEY = "_event"
 
@@ -75,6 +76,19 @@ def build_conf(event: Event) -> dict[str, Any]:
 def conf_size(conf: dict[str, Any]) -> int:
     """Bytes of the conf as it goes on the wire (UTF-8 JSON). ValueError if it is not JSON (NaN, Infinity)."""
     return len(json.dumps(conf, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+
+
+def refuse_conf(conf: dict[str, Any], max_bytes: int, sender_fault: bool) -> Outcome | None:
+    """Why this conf must not be sent (not JSON: NaN, Infinity; over MAX_CONF_BYTES), as a permanent failure;
+    None when it may go. Retrying cannot help either way. ``sender_fault``: the event, not the route, made it."""
+    try:
+        size = conf_size(conf)
+    except ValueError as exc:
+        return Outcome(OutcomeKind.FAILED, f"conf is not valid JSON ({exc}); not sent", sender_fault=sender_fault)
+    if size > max_bytes:
+        reason = f"conf is {size} bytes, over MAX_CONF_BYTES={max_bytes}; not sent"
+        return Outcome(OutcomeKind.FAILED, reason, sender_fault=sender_fault)
+    return None
 
 
 def _message_value(msg: PubSubMessage) -> Any:

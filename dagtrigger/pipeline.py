@@ -19,7 +19,7 @@ from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
-from .conf import EventDocuments, conf_size, documents
+from .conf import EventDocuments, documents, refuse_conf
 from .deadletter import DeadLetterStore, new_record
 from .events import Event
 from .exceptions import (
@@ -204,21 +204,8 @@ class Pipeline:
             outcome = from_error(exc)
         else:
             run_id = run_id_override or rendered.run_id
-            try:
-                size = conf_size(rendered.conf)
-            except ValueError as exc:  # NaN / Infinity: Airflow's JSON cannot carry it, so retrying cannot help
-                size, outcome = (
-                    -1,
-                    Outcome(OutcomeKind.FAILED, f"conf is not valid JSON ({exc}); not sent", sender_fault=True),
-                )
-            if size < 0:
-                pass
-            elif size > self.settings.max_conf_bytes:
-                limit = self.settings.max_conf_bytes
-                reason = f"conf is {size} bytes, over MAX_CONF_BYTES={limit}; not sent"
-                outcome = Outcome(OutcomeKind.FAILED, reason, sender_fault=True)
-            else:
-                outcome = self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
+            refused = refuse_conf(rendered.conf, self.settings.max_conf_bytes, sender_fault=True)
+            outcome = refused or self._call(TriggerCall(target.dag_id, run_id, rendered.conf, rendered.note))
         if run_id is None:
             run_id = route_run_id(event, target.route)
         return TargetResult(target, run_id, outcome)
