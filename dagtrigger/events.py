@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -75,16 +74,12 @@ class PubSubMessage:
     ordering_key: str | None
     topic: str | None
     subscription: str | None
+    # ``data`` as strict JSON (see parse_json), or NOT_JSON: decoded once, here, for the notification check,
+    # routing, the conf and the templates (it was decoded up to five times per event).
+    json_data: Any = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def json_data(self) -> Any:
-        """``data`` as strict JSON (see parse_json), or NOT_JSON: decoded once for routing, the conf and templates."""
-        if self.data is None:
-            return NOT_JSON
-        try:
-            return parse_json(self.data, "message data")
-        except BadEvent:
-            return NOT_JSON
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "json_data", _json_or_not(self.data))
 
 
 @dataclass(frozen=True)
@@ -183,6 +178,15 @@ def parse_json(raw: bytes | str, what: str) -> Any:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadEvent(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _json_or_not(data: bytes | None) -> Any:
+    if data is None:
+        return NOT_JSON
+    try:
+        return parse_json(data, "message data")
+    except BadEvent:
+        return NOT_JSON
 
 
 def check_json_value(data: Any, what: str) -> None:
@@ -297,12 +301,8 @@ def _storage_notification(message: PubSubMessage) -> Event | None:
     if ce_type is None or not attrs.get("bucketId") or not attrs.get("objectId"):
         return None
     resource: Mapping[str, Any] = {}
-    if message.data and attrs.get("payloadFormat", "JSON_API_V1") == "JSON_API_V1":
-        try:
-            parsed = parse_json(message.data, "notification payload")
-            resource = parsed if isinstance(parsed, dict) else {}
-        except BadEvent:
-            resource = {}
+    if attrs.get("payloadFormat", "JSON_API_V1") == "JSON_API_V1" and isinstance(message.json_data, dict):
+        resource = message.json_data
     resource = {
         **resource,
         "bucket": resource.get("bucket") or attrs["bucketId"],
