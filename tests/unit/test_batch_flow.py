@@ -254,3 +254,36 @@ def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFake
     assert outcome.kind is OutcomeKind.DONE
     assert len(members(gcs)) == 1
     assert [p.json()["dag_run_id"] for p in airflow.posts() if p.json()].pop().startswith("batch__exports__exports_a__")
+
+
+def test_markers_and_manifests_on_a_batched_route(
+    airflow: StatefulFakeAirflow, gcs: StorageEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only marker objects become members; each member carries its folder's manifest; the run conf templates see it."""
+    monkeypatch.setattr("dagtrigger.gcs._client", gcs.client())  # the process's client, for the manifest reads
+    if "landing" not in [b.name for b in gcs.client().list_buckets()]:
+        gcs.create_bucket("landing")
+    routes = {
+        "routes": [
+            {
+                "name": "done-folders",
+                "dag_id": "load_exports",
+                "match": {"kind": "storage", "bucket": "landing"},
+                "marker": "_SUCCESS",
+                "manifest": {"object": "concat(folder, '/manifest.json')", "into": "manifest"},
+                "conf": {"first_manifest_rows": "manifest.rows"},
+                "batch": {"window": 60, "group": "bucket", "members": f"gs://{BUCKET}/markers"},
+            }
+        ]
+    }
+    landing = gcs.client().bucket("landing")
+    for folder, rows in (("exports/a", 1), ("exports/b", 2)):
+        landing.blob(f"{folder}/manifest.json").upload_from_string(json.dumps({"rows": rows}))
+    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), routes)
+    ignored = pipeline.handle(upload("exports/a/part-1.csv"))
+    reports = [pipeline.handle(upload(f"{folder}/_SUCCESS")) for folder in ("exports/a", "exports/b")]
+    assert ignored.kind is OutcomeKind.IGNORED and [r.acknowledged for r in reports] == [True, True]
+    assert reports[0].results[0].run_id == reports[1].results[0].run_id  # one group: the bucket
+    recorded = members(gcs, "markers/")
+    assert sorted(doc["conf"]["manifest"]["rows"] for doc in recorded.values()) == [1, 2]
+    assert len(airflow.posts()) == 1 and airflow.posts()[0].json()["conf"]["first_manifest_rows"] == 1
