@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -20,6 +18,7 @@ from urllib.parse import unquote
 from .delivery import TRANSPORTS, Delivery
 from .exceptions import BadDeadLetter, BadEvent
 from .settings import is_dag_id
+from .strict_json import check_json_value, parse_json
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 WEBHOOK_TYPE = "dagtrigger.webhook.v1.received"
@@ -45,7 +44,6 @@ IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-
 # (Authorization, signatures, cookies) is dropped by this allow-list, never by a deny-list that could miss one.
 SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS)})
 NOT_JSON: Any = object()  # PubSubMessage.json_data of data that is absent or not JSON
-MAX_JSON_DEPTH = 64
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 
 
@@ -131,55 +129,6 @@ def _checked_text(value: Any, what: str, required: bool = True) -> str | None:
     return text
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} overflows")
-    return value
-
-
-def _depth(text: str) -> int:
-    """Deepest nesting of arrays/objects outside strings, counted without recursion (json recurses per level)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_JSON_DEPTH:
-                return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def parse_json(raw: bytes | str, what: str) -> Any:
-    """Strict JSON: UTF-8, nesting ≤ MAX_JSON_DEPTH, no NaN/Infinity, no number that overflows a float.
-
-    Python's json accepts NaN and 1e999 (which Airflow's JSON then refuses, so the event would be retried forever)
-    and recurses once per nesting level; all of these are the sender's mistake: BadEvent(400), never a retry."""
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if _depth(text) > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadEvent(f"{what} is not valid JSON: {str(exc)[:200]}") from None
-
-
 def _json_or_not(data: bytes | None) -> Any:
     if data is None:
         return NOT_JSON
@@ -187,14 +136,6 @@ def _json_or_not(data: bytes | None) -> Any:
         return parse_json(data, "message data")
     except BadEvent:
         return NOT_JSON
-
-
-def check_json_value(data: Any, what: str) -> None:
-    """Data parsed by someone else (the CloudEvents SDK) must still be JSON Airflow can take."""
-    try:
-        json.dumps(data, allow_nan=False)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise BadEvent(f"{what} is not valid JSON: {str(exc)[:200]}") from None
 
 
 def _json_object(data: Any, what: str) -> Mapping[str, Any]:
