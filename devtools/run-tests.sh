@@ -22,6 +22,7 @@ if [[ $# -gt 0 ]]; then
   echo "==> pytest: every tier, narrowed by: $*" >&2
   exec python -m pytest -m "$ALL" "$@"
 fi
+export DAGTRIGGER_FUZZ_SCALE=1  # every fuzz case (a bare pytest runs a fifth of them)
 for tier in "fast:not (integration or load or bench)" "integration:integration and not (load or bench)" \
   "load:load" "bench:bench and not load"; do
   echo "==> pytest: ${tier%%:*} tier" >&2
