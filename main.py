@@ -19,7 +19,7 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, sender_auth
+from dagtrigger import events, sender_auth, warmup
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import EventReport, Pipeline
@@ -30,6 +30,7 @@ _TARGET = os.environ.get("FUNCTION_TARGET", "")
 if _TARGET == "trigger_http":
     sender_auth.check_webhook_config(PIPELINE.settings, PIPELINE.rules)
 PUSH = sender_auth.PushVerifier(PIPELINE.settings) if _TARGET == "trigger_push" else None
+warmup.start(PIPELINE.client, PIPELINE.log)  # token, API version, connection: off the first event's path
 
 # Webhook callers wait for the answer, so they get the precise status; event transports only need ack or not.
 WEBHOOK_STATUS = {

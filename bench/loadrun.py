@@ -67,6 +67,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling", type=int, default=None, help="direct POSTs first (min(events, 1000))")
     p.add_argument("--no-scheduler", action="store_true", help="PostgreSQL without the scheduler (runs stay queued)")
     p.add_argument("--scheduler-settings", choices=("default", "recommended"), default="default")
+    p.add_argument(
+        "--airflow-setting",
+        action="append",
+        default=[],
+        metavar="AIRFLOW__SECTION__KEY=VALUE",
+        help="extra Airflow setting, repeatable (e.g. AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW=40)",
+    )
     p.add_argument("--interval", type=float, default=1.0, help="latency: seconds between events")
     p.add_argument("--threads", type=int, default=None, help="THREADS for functions-framework (default 4×CPUs)")
     p.add_argument("--deadline", type=float, default=900.0, help="the burst stops after this many seconds")
@@ -105,7 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             shared.log(format_table(tallies[-1:]))
         if real:
             scheduler = args.airflow == "postgres" and not args.no_scheduler
-            extra = RECOMMENDED_SCHEDULER if args.scheduler_settings == "recommended" else {}
+            extra = dict(RECOMMENDED_SCHEDULER) if args.scheduler_settings == "recommended" else {}
+            for setting in args.airflow_setting:
+                name, sep, value = setting.partition("=")
+                if not sep or not name.startswith("AIRFLOW__"):
+                    raise SystemExit(f"--airflow-setting {setting!r}: write AIRFLOW__SECTION__KEY=VALUE")
+                extra[name] = value
             airflow = stack.enter_context(
                 AirflowServer(
                     args.major,

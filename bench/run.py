@@ -106,6 +106,7 @@ class Upstream:
     def env(self, metadata: FakeMetadataServer) -> dict[str, str]:
         env = {"AIRFLOW_URI": self.url, "DAG_ID": DAG_ID, "AIRFLOW_AUTH": "google", **metadata.env()}
         env["BENCH_STATIC_TOKEN"] = self.token
+        env["K_SERVICE"] = "dagtrigger-bench"  # as on Cloud Run: ours warms up while it starts (dagtrigger/warmup.py)
         if self.ca_bundle is not None:
             env["REQUESTS_CA_BUNDLE"] = str(self.ca_bundle)  # requests' trust store: certifi's + our certificate
         return env
@@ -399,6 +400,7 @@ def run(sizes: Sizes, skip_airflow: bool, keep: bool) -> tuple[list[Row], float]
         cert, key = make_certificate(workdir)
         bundle = trust_bundle(cert, workdir)
         ours_env = clean_env(Upstream("", "https://127.0.0.1:9", bundle, "").env(metadata), workdir)
+        ours_env["DAGTRIGGER_WARMUP"] = "0"  # import times alone: the warm-up thread would import in between
         say(f"import times ({sizes.import_runs} runs of python -X importtime)")
         imp = imports.measure(ours_env, REPO, runs=sizes.import_runs)
         with Endpoint(cert, key, workdir) as endpoint:

@@ -1,0 +1,84 @@
+"""Cold start: do what the first event would otherwise wait for while the instance starts.
+
+The first event of a new instance pays for resolving credentials and fetching the first token, probing the Airflow
+API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread: one
+``GET /api/<version>/version`` through the client's own session and auth. It never raises and never fails start-up:
+when Airflow or the metadata server is briefly unreachable it logs one line and the first event does the work
+itself, as before. The client's locks (the version probe, the token cache) make a first event that arrives during
+the warm-up wait for it and share its result instead of doing it twice.
+
+Where it runs matters: functions-framework imports ``main.py`` in gunicorn's master, *before* it binds the port, and
+forks the worker that serves requests. So ``start`` only registers a fork hook and the thread starts in the worker,
+right after the fork: nothing is added before the port opens, and no lock held by a thread, no socket of a pooled
+connection is inherited across the fork (both would hang or corrupt the worker's first calls).
+
+On by default on Cloud Run (``K_SERVICE`` is set there); ``DAGTRIGGER_WARMUP=1`` turns it on elsewhere (bench),
+``DAGTRIGGER_WARMUP=0`` off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+from dagtrigger.airflow import AirflowClient
+
+
+def enabled(env: Mapping[str, str]) -> bool:
+    """On where Cloud Run runs us, unless DAGTRIGGER_WARMUP=0; anywhere with DAGTRIGGER_WARMUP=1."""
+    setting = env.get("DAGTRIGGER_WARMUP", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return setting in ("1", "true", "yes", "on") or bool(env.get("K_SERVICE"))
+
+
+def warm(client: AirflowClient, log: logging.Logger) -> bool:
+    """Token, API version and connection, once; True if Airflow answered. Never raises (start-up must not fail)."""
+    began = time.monotonic()
+    try:
+        version = client.api_version()  # probes GET …/version unless configured: token fetched, connection pooled
+        response = client.session.get(
+            f"{client.base_url}/api/{version}/version",
+            auth=client.auth,
+            timeout=client.timeout,
+            allow_redirects=False,
+        )
+        _ = response.content  # read to the end, so the connection goes back to the pool open
+    except Exception as exc:  # anything here only means the first event does the work itself
+        log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": _since(began)})
+        return False
+    log.debug("warm-up done", extra={"warmup_s": _since(began), "api_version": version})
+    return True
+
+
+def _since(began: float) -> float:
+    return round(time.monotonic() - began, 3)
+
+
+def in_thread(client: AirflowClient, log: logging.Logger) -> threading.Thread:
+    """Warm in a daemon thread now; returns the thread (tests join it)."""
+    thread = threading.Thread(target=warm, args=(client, log), name="dagtrigger-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+def start(client: AirflowClient, log: logging.Logger, env: Mapping[str, str] | None = None) -> bool:
+    """If enabled (see module doc), warm up in the first process forked from this one (gunicorn's worker).
+
+    Returns whether the hook was registered. Without a fork (Flask's debug server) nothing is warmed.
+    """
+    if not enabled(os.environ if env is None else env):
+        return False
+    parent = os.getpid()
+    started: list[int] = []
+
+    def after_fork() -> None:
+        if os.getppid() == parent and not started:  # the worker, once; not a grandchild of some library's fork
+            started.append(os.getpid())
+            in_thread(client, log)
+
+    os.register_at_fork(after_in_child=after_fork)
+    return True
