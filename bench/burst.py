@@ -15,8 +15,9 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from bench.deliveries import Delivery
@@ -139,9 +140,20 @@ class _Schedule:
                 self._cond.notify_all()
 
 
-class _Connection:
+class Request(Protocol):
+    """What a connection POSTs: a delivery of the load harness, or a prepared event of the bench."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+class Connection:
     """One persistent HTTP/1.1 connection per client thread (``http.client``: cheap, so the client leaves the CPUs
-    to the function). A stale keep-alive connection is reopened once, without counting as a delivery attempt."""
+    to the function). A stale keep-alive connection is reopened once, without counting as a delivery attempt.
+    Used by the load harness and by the bench's event client alike."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         parts = urlsplit(url)
@@ -150,7 +162,8 @@ class _Connection:
         self.conn: http.client.HTTPConnection | None = None
         self.used = False
 
-    def post(self, delivery: Delivery) -> int:
+    def post(self, delivery: Request) -> int:
+        """The HTTP status, or 0 when no answer came (timeout, reset, refused)."""
         for _ in range(2):
             fresh = self.conn is None
             if self.conn is None:
@@ -199,7 +212,7 @@ def burst(
 
     def worker(seed: int) -> None:
         rng = random.Random(seed)
-        connections = [_Connection(url, policy.request_timeout_s) for url in urls]
+        connections = [Connection(url, policy.request_timeout_s) for url in urls]
         mine: list[float] = []
         try:
             while (item := schedule.take()) is not None:
@@ -267,7 +280,7 @@ def paced(urls: Sequence[str], deliveries: Sequence[Delivery], interval_s: float
     for when Airflow is not busy. Non-2xx answers are redelivered per ``policy`` before moving on."""
     began = time.monotonic()
     rng = random.Random(7)
-    connections = [_Connection(url, policy.request_timeout_s) for url in urls]
+    connections = [Connection(url, policy.request_timeout_s) for url in urls]
     outcomes = []
     latencies: list[float] = []
     try:

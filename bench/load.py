@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import json
 import ssl
 import statistics
 import threading
@@ -17,14 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
+
+from bench.burst import Connection
+from dagtrigger import send
 
 REQUEST_TIMEOUT_S = 30.0
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
 @dataclass(frozen=True)
@@ -38,37 +38,11 @@ class Prepared:
 
 
 def storage_event(bucket: str, name: str, generation: int, event_id: str) -> Prepared:
-    """A Cloud Storage ``finalized`` CloudEvent in binary mode, as Eventarc delivers it (cf. tests/unit/samples.py)."""
-    attrs = {
-        "id": event_id,
-        "type": FINALIZED,
-        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "subject": f"objects/{name}",
-        "time": "2026-11-24T10:00:00.123Z",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "bucket": bucket,
-    }
-    data = {
-        "kind": "storage#object",
-        "id": f"{bucket}/{name}/{generation}",
-        "selfLink": f"https://www.googleapis.com/storage/v1/b/{bucket}/o/{name}",
-        "name": name,
-        "bucket": bucket,
-        "generation": str(generation),
-        "metageneration": "1",
-        "contentType": "text/csv",
-        "timeCreated": "2026-11-24T10:00:00.100Z",
-        "updated": "2026-11-24T10:00:00.100Z",
-        "storageClass": "STANDARD",
-        "size": "1024",
-        "md5Hash": "XrY7u+Ae7tCTyyK7j1rNww==",
-        "metadata": {"source": "erp"},
-        "crc32c": "yZRlqg==",
-        "etag": "CMDo3b3n0YkDEAE=",
-    }
-    headers, body = to_binary(CloudEvent(attrs, data))
-    return Prepared(event_id, {str(k): str(v) for k, v in headers.items()}, body, data)
+    """A Cloud Storage ``finalized`` CloudEvent in binary mode, as Eventarc delivers it (``dagtrigger.send``'s)."""
+    outgoing = send.storage_event(
+        "", bucket, name, generation=str(generation), size=1024, metadata={"source": "erp"}, event_id=event_id
+    )
+    return Prepared(event_id, dict(outgoing.headers), outgoing.body, json.loads(outgoing.body))
 
 
 def storage_events(tag: str, count: int) -> list[Prepared]:
@@ -131,33 +105,19 @@ class Client:
 
 
 class EventClient(Client):
-    """POSTs the prepared CloudEvent to a function over one persistent ``http.client`` connection."""
+    """POSTs the prepared CloudEvent to a function over one persistent connection (the load harness's)."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port, self.path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
-        self.conn: http.client.HTTPConnection | None = None
+        self.connection = Connection(url, REQUEST_TIMEOUT_S)
 
     def send(self, item: Prepared) -> int:
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
-            try:
-                self.conn.request("POST", self.path, body=item.body, headers=item.headers)
-                response = self.conn.getresponse()
-                response.read()
-                return response.status
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # An idle keep-alive connection the server closed (gunicorn keeps them 2 s): reconnect once.
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        status = self.connection.post(item)
+        if status == 0:
+            raise ConnectionError(f"no answer from {self.connection.host}:{self.connection.port}")
+        return status
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self.connection.close()
 
 
 def _session(authorization: str | bytes) -> requests.Session:

@@ -59,7 +59,9 @@ class StorageEmulator:
         from google.cloud import storage
 
         return storage.Client(
-            project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
+            project=project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": self.url},
         )
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
