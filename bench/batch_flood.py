@@ -37,11 +37,10 @@ from cloudevents.http import CloudEvent
 
 from dagtrigger import events
 from dagtrigger.run_id import run_id_for
-from devtools.localairflow import AirflowServer
+from devtools.localairflow import AirflowServer, function_env
 from devtools.localfunction import FunctionProcess
 from devtools.ports import free_port
-from tests.support.function_env import function_env
-from tests.support.storage_emulator import StorageEmulator
+from devtools.storage_emulator import StorageEmulator
 
 DAG = "dagtrigger_example"
 BUCKET = "flood-members"
