@@ -17,7 +17,6 @@ import argparse
 import json
 import queue
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +39,7 @@ from dagtrigger.run_id import run_id_for
 from devtools.localairflow import AirflowServer, function_env
 from devtools.localfunction import FunctionProcess
 from devtools.ports import free_port
-from devtools.storage_emulator import StorageEmulator
+from devtools.storage_emulator import StorageEmulator, serve
 
 DAG = "dagtrigger_example"
 BUCKET = "flood-members"
@@ -144,20 +143,8 @@ def emulator(work: Path) -> Iterator[StorageEmulator]:
         f"sys.argv = ['gcp-storage-emulator', 'start', '--in-memory', '--host', '127.0.0.1', '--port', '{port}']; "
         "runpy.run_module('gcp_storage_emulator', run_name='__main__')"
     )
-    with (work / "emulator.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-    gcs = StorageEmulator(port, stop)
+    gcs = serve([sys.executable, "-c", code], port, work / "emulator.log", "storage emulator")
     try:
-        gcs.wait_ready()
         yield gcs
     finally:
         gcs.stop()

@@ -221,6 +221,13 @@ def _constraints(version: str) -> Path:
     return path
 
 
+def _pip_install(venv: Path, requirement: str, constraints: Sequence[Path], log_path: Path) -> None:
+    """``pip install requirement`` into ``venv`` under the given constraint files, its output in ``log_path``."""
+    pinned = [arg for file in constraints for arg in ("--constraint", file)]
+    command = [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", requirement, *pinned]
+    _run_logged(command, env=None, log_path=log_path, timeout=_VENV_BUILD_TIMEOUT_S, what=f"pip install {requirement}")
+
+
 def ensure_airflow_venv(major: int) -> Path:
     """Return a venv with the pinned Airflow for ``major``, building it the first time.
 
@@ -257,22 +264,7 @@ def ensure_airflow_venv(major: int) -> Path:
         _run_logged(
             [python, "-m", "venv", venv], env=None, log_path=log_path, timeout=_CLI_TIMEOUT_S, what="python -m venv"
         )
-        _run_logged(
-            [
-                venv / "bin" / "python",
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                f"apache-airflow=={version}",
-                "--constraint",
-                constraints,
-            ],
-            env=None,
-            log_path=log_path,
-            timeout=_VENV_BUILD_TIMEOUT_S,
-            what=f"pip install apache-airflow=={version}",
-        )
+        _pip_install(venv, f"apache-airflow=={version}", [constraints], log_path)
         marker.write_text(expected)
         _log(f"Airflow {version} installed in {time.monotonic() - began:.0f} s")
     return venv
@@ -297,24 +289,7 @@ def ensure_postgres_driver(major: int) -> Path:
             return venv
         log_path = venv.parent / f"{venv.name}.log"
         _log(f"adding the PostgreSQL driver to the Airflow {version} venv, first time only (log {log_path})")
-        _run_logged(
-            [
-                venv / "bin" / "python",
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                f"apache-airflow[postgres]=={version}",
-                "--constraint",
-                _constraints(version),
-                "--constraint",
-                extra,
-            ],
-            env=None,
-            log_path=log_path,
-            timeout=_VENV_BUILD_TIMEOUT_S,
-            what=f"pip install apache-airflow[postgres]=={version}",
-        )
+        _pip_install(venv, f"apache-airflow[postgres]=={version}", [_constraints(version), extra], log_path)
         marker.write_text(expected)
     return venv
 

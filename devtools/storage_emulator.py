@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -116,15 +116,16 @@ def _in_process() -> StorageEmulator:
     return StorageEmulator(port, server.stop)
 
 
-def _subprocess(log: Path) -> StorageEmulator:
-    port = free_port()
-    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--in-memory", "--host", "127.0.0.1"]
-    with log.open("wb") as out:  # a file, not a pipe: an undrained pipe would block the emulator
+def serve(command: list[str], port: int, log: Path, what: str, env: Mapping[str, str] | None = None) -> StorageEmulator:
+    """Start an emulator process on ``port`` with its output in ``log`` (a file, not a pipe: an undrained pipe
+    blocks the server) and wait until it answers; stopping terminates it, then kills it after 5 s."""
+    with log.open("wb") as out:
         process = subprocess.Popen(
-            [*command, "--port", str(port)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else {**env},
         )
 
     def stop() -> None:
@@ -140,10 +141,16 @@ def _subprocess(log: Path) -> StorageEmulator:
     while not emulator.ready():
         if process.poll() is not None or time.monotonic() > deadline:
             emulator.stop()
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"storage emulator did not start on port {port}:\n{tail}")
+            raise RuntimeError(f"{what} did not start on port {port}:\n{log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
     return emulator
+
+
+def _subprocess(log: Path) -> StorageEmulator:
+    port = free_port()
+    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--in-memory", "--host", "127.0.0.1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return serve([*command, "--port", str(port)], port, log, "storage emulator", env)
 
 
 def fake_gcs_binary() -> Path:
@@ -174,27 +181,7 @@ def _fake_gcs(log: Path) -> StorageEmulator:
         "-external-url",
         f"http://127.0.0.1:{port}",
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    emulator = StorageEmulator(port, stop)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not emulator.ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            emulator.stop()
-            raise RuntimeError(
-                f"fake-gcs-server did not start on port {port}:\n{log.read_text(errors='replace')[-2000:]}"
-            )
-        time.sleep(0.05)
-    return emulator
+    return serve(command, port, log, "fake-gcs-server")
 
 
 @contextmanager
