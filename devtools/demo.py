@@ -29,15 +29,8 @@ def step(text: str) -> None:
 
 def wait_for_run(airflow: AirflowServer, run_id: str, deadline_s: float = RUN_DEADLINE_S) -> str:
     """The run's state once it is final (success or failed), or the last state seen when the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    state = "unknown"
-    while time.monotonic() < deadline:
-        run = airflow.get_run(DAG_ID, run_id)
-        state = str(run["state"]) if run else "missing"
-        if state in ("success", "failed"):
-            break
-        time.sleep(0.5)
-    return state
+    run = airflow.wait_run(DAG_ID, run_id, deadline_s)
+    return str(run["state"]) if run else "missing"
 
 
 def _log_lines(body: Any) -> list[str]:

@@ -912,6 +912,16 @@ class AirflowServer:
             raise AirflowServerError(f"GET {path} answered {answer.status}: {answer.body!r}")
         return answer.body
 
+    def wait_run(self, dag_id: str, run_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The run once it is final (success or failed), polled every 0.5 s; at the deadline, the last one seen
+        (None if it does not exist). Needs a scheduler: without one a run stays queued."""
+        deadline = time.monotonic() + timeout_s
+        run = self.get_run(dag_id, run_id)
+        while time.monotonic() < deadline and (run is None or run.get("state") not in ("success", "failed")):
+            time.sleep(0.5)
+            run = self.get_run(dag_id, run_id)
+        return run
+
     def _send(self, method: str, path: str, body: object, headers: Mapping[str, str]) -> Response:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method.upper())

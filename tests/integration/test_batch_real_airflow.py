@@ -94,13 +94,9 @@ def batch_runs(airflow: AirflowServer) -> dict[str, dict[str, Any]]:
 
 
 def wait_finished(airflow: AirflowServer, run_id: str, dag_id: str = DAG) -> dict[str, Any]:
-    deadline = time.monotonic() + RUN_DEADLINE_S
-    while time.monotonic() < deadline:
-        run = airflow.get_run(dag_id, run_id)
-        if run is not None and run["state"] in ("success", "failed"):
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} not finished within {RUN_DEADLINE_S} s: {airflow.get_run(dag_id, run_id)}")
+    run = airflow.wait_run(dag_id, run_id, RUN_DEADLINE_S)
+    assert run is not None and run["state"] in ("success", "failed"), f"run {run_id} not finished: {run}"
+    return run
 
 
 def task_result(airflow: AirflowServer, run_id: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ conf, read back from Airflow's own API (run state, task-instance state, task log
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +30,9 @@ def airflow_pg(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def _wait_for_final_state(airflow: AirflowServer, run_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + RUN_DEADLINE_S
-    while time.monotonic() < deadline:
-        run = airflow.get_run(DAG_ID, run_id)
-        if run is not None and run["state"] in ("success", "failed"):
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} not finished within {RUN_DEADLINE_S} s: {airflow.get_run(DAG_ID, run_id)}")
+    run = airflow.wait_run(DAG_ID, run_id, RUN_DEADLINE_S)
+    assert run is not None and run["state"] in ("success", "failed"), f"run {run_id} not finished: {run}"
+    return run
 
 
 def test_event_runs_the_dag_to_success(airflow_pg: AirflowServer, tmp_path: Path) -> None:
