@@ -21,8 +21,8 @@ from typing import Any
 
 import requests
 
-from bench.burst import Connection
 from dagtrigger import send
+from loadtest.burst import Connection
 
 REQUEST_TIMEOUT_S = 30.0
 

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source devtools/bootstrap.sh
 bash devtools/ensure-postgres.sh
-exec python -m bench.loadrun "$@"
+exec python -m loadtest.loadrun "$@"

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.scenarios import Rig, rig
 from devtools.localairflow import AirflowServer
+from loadtest.scenarios import Rig, rig
 
 
 @pytest.fixture(scope="session")

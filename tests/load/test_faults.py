@@ -2,7 +2,7 @@
 
 Each scenario drives real functions-framework processes (two or three instances; duplicates land on another one)
 with real CloudEvents from a client that redelivers like Eventarc / Pub/Sub, injects one kind of fault mid-burst
-(bench/scenarios.py, bench/fake_airflow.py), and counts from what the servers recorded. A scenario also has to
+(loadtest/scenarios.py, loadtest/fake_airflow.py), and counts from what the servers recorded. A scenario also has to
 show that its fault really happened, so a burst that finished before the fault cannot pass by accident. Sizes and
 more scenarios: ``bash devtools/run-load.sh --help``.
 """
@@ -21,12 +21,12 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from bench.burst import ClientPolicy
-from bench.scenarios import FAKE_SCENARIOS, BurstSpec, Rig, run_fake_scenario, run_real
-from bench.tally import Tally
 from devtools.fakes import Answer, FakeMetadataServer, FakeServer, Seen
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
+from loadtest.burst import ClientPolicy
+from loadtest.scenarios import FAKE_SCENARIOS, BurstSpec, Rig, run_fake_scenario, run_real
+from loadtest.tally import Tally
 from tests.unit.samples import storage_attrs, storage_data
 
 pytestmark = pytest.mark.integration

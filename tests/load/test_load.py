@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.burst import ClientPolicy
-from bench.scenarios import BurstSpec, Rig, run_real
 from devtools.localairflow import AirflowServer
+from loadtest.burst import ClientPolicy
+from loadtest.scenarios import BurstSpec, Rig, run_real
 
 POLICY = ClientPolicy(deadline_s=240.0)
 

@@ -2,8 +2,8 @@
 real Airflow 3 on PostgreSQL with its scheduler, members in the storage emulator. Then every figure is read back from
 what the servers hold — Airflow's runs (state, start date, conf) and the member objects — not from the sender.
 
-    python -m bench.batch_flood                                   # 10,000 uploads, 100 folders, 4 instances
-    python -m bench.batch_flood --events 1000 --folders 20 --instances 2 --major 3
+    python -m loadtest.batch_flood                                   # 10,000 uploads, 100 folders, 4 instances
+    python -m loadtest.batch_flood --events 1000 --folders 20 --instances 2 --major 3
 
 Checks (exit code 1 when one fails): runs = (folder, window) pairs touched by members; trigger POSTs ≤ runs ×
 instances + retries; 0 events without a member record; every run started at or after its window end. Deliveries
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.batch_flood", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.batch_flood", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--folders", type=int, default=100)
     parser.add_argument("--instances", type=int, default=4)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from bench.deliveries import Delivery
+from loadtest.deliveries import Delivery
 
 
 @dataclass(frozen=True)

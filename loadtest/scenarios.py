@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.burst import BurstResult, Chaos, ClientPolicy, Progress, burst, paced
-from bench.deliveries import MAX_CONF_BYTES, LoadEvent, key_from_conf, make_events, plan_deliveries
-from bench.fake_airflow import Fault, FaultKind, FaultyAirflow
-from bench.tally import NAN, Meter, Tally, percentile, settle, tally
 from devtools.fakes import FakeMetadataServer
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
 from devtools.storage_emulator import StorageEmulator, storage_emulator
+from loadtest.burst import BurstResult, Chaos, ClientPolicy, Progress, burst, paced
+from loadtest.deliveries import MAX_CONF_BYTES, LoadEvent, key_from_conf, make_events, plan_deliveries
+from loadtest.fake_airflow import Fault, FaultKind, FaultyAirflow
+from loadtest.tally import NAN, Meter, Tally, percentile, settle, tally
 
 DAG = "dagtrigger_example"
 CEILING_DAG = "dagtrigger_other"  # Airflow's own ceiling is measured on another DAG: its runs never mix with ours

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.burst import BurstResult
-from bench.deliveries import LoadEvent, key_from_conf, key_from_dead_letter
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
+from loadtest.burst import BurstResult
+from loadtest.deliveries import LoadEvent, key_from_conf, key_from_dead_letter
 
 SETTLE_S = 15.0  # after the burst, wait at most this long for late runs / dead letters (answers the client gave up on)
 NAN = float("nan")

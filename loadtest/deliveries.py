@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.fake_airflow import REFUSE_MARKER
 from dagtrigger.send import pubsub_event, storage_event
+from loadtest.fake_airflow import REFUSE_MARKER
 
 MAX_CONF_BYTES = 8192  # an "oversize" poison event carries more than this: failed without a call, dead-lettered
 LANDING = "load-landing"

@@ -18,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.burst import ClientPolicy
-from bench.scenarios import (
+from devtools.localairflow import AirflowServer
+from loadtest.burst import ClientPolicy
+from loadtest.scenarios import (
     CONTROL,
     DESCRIPTIONS,
     FAKE_SCENARIOS,
@@ -30,8 +31,7 @@ from bench.scenarios import (
     run_fake_scenario,
     run_real,
 )
-from bench.tally import Tally, format_table
-from devtools.localairflow import AirflowServer
+from loadtest.tally import Tally, format_table
 
 GROUPS = {"faults": (CONTROL, *FAKE_SCENARIOS), "pg-faults": ("api-restart", "pg-restart", "race")}
 
