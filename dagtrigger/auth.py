@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import CredentialsUnavailable
 from .settings import Settings
 
@@ -75,7 +75,8 @@ class _CachedBearer(Auth):
 
     refreshable = True
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -83,16 +84,16 @@ class _CachedBearer(Auth):
         self._failed_at = 0.0
 
     def _fetch(self) -> tuple[str, float]:
-        """Return a new token and its absolute expiry (time.time())."""
+        """Return a new token and its absolute expiry (unix seconds)."""
         raise NotImplementedError
 
     def _current(self) -> str:
         """The cached token, renewed close to expiry. While the token source fails, a token that has not expired yet
         is still used, and requests that waited on the lock share the failure instead of each fetching again
         (google-auth spends ~15 s on one failed fetch, so they would answer one after the other, ~15 s apart)."""
-        asked = time.monotonic()
+        asked = self.clock.monotonic()
         with self._lock:
-            now = time.time()
+            now = self.clock.now().timestamp()
             if self._token is not None and now < self._expires_at - _RENEW_BEFORE_S:
                 return self._token
             usable = self._token if self._token is not None and now < self._expires_at else None
@@ -103,7 +104,7 @@ class _CachedBearer(Auth):
             try:
                 self._token, self._expires_at = self._fetch()
             except CredentialsUnavailable as exc:
-                self._failure, self._failed_at = exc, time.monotonic()
+                self._failure, self._failed_at = exc, self.clock.monotonic()
                 if usable:
                     return usable
                 raise
@@ -123,8 +124,8 @@ class _CachedBearer(Auth):
 class GoogleAuth(_CachedBearer):
     """The function's service account via google-auth: access tokens (Composer) or OIDC ID tokens (IAP, Cloud Run)."""
 
-    def __init__(self, mode: str, audience: str, token_session: requests.Session) -> None:
-        super().__init__()
+    def __init__(self, mode: str, audience: str, token_session: requests.Session, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(clock)
         self.mode = mode
         self._audience = audience
         self._session = token_session
@@ -152,7 +153,7 @@ class GoogleAuth(_CachedBearer):
             raise CredentialsUnavailable("google-auth returned no token")
         expiry = getattr(self._credentials, "expiry", None)
         # google-auth expiries are naive UTC datetimes.
-        expires_at = expiry.replace(tzinfo=UTC).timestamp() if expiry else time.time() + 3600
+        expires_at = expiry.replace(tzinfo=UTC).timestamp() if expiry else self.clock.now().timestamp() + 3600
         return token, expires_at
 
     def identity(self) -> str:
@@ -166,9 +167,15 @@ class AirflowJwtAuth(_CachedBearer):
     mode = "airflow-jwt"
 
     def __init__(
-        self, base_url: str, username: str, password: str, session: requests.Session, timeout_s: float
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        session: requests.Session,
+        timeout_s: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__()
+        super().__init__(clock)
         self._url = f"{base_url}/auth/token"
         self._username = username
         self._password = password
@@ -200,7 +207,7 @@ class AirflowJwtAuth(_CachedBearer):
             token = str(reply.json()["access_token"])
         except (ValueError, KeyError, TypeError):
             raise CredentialsUnavailable(f"{self._url} did not answer with an access_token") from None
-        return token, _jwt_expiry(token) or time.time() + 3600
+        return token, _jwt_expiry(token) or self.clock.now().timestamp() + 3600
 
     def identity(self) -> str:
         return f"Airflow user {self._username!r}"
@@ -214,8 +221,11 @@ def _jwt_expiry(token: str) -> float | None:
         return None
 
 
-def make_auth(settings: Settings, token_session_factory: Callable[[], requests.Session]) -> Auth:
-    """The auth hook for ``settings.auth``; token fetches use their own session, never the retrying Airflow one."""
+def make_auth(
+    settings: Settings, token_session_factory: Callable[[], requests.Session], clock: Clock = SYSTEM_CLOCK
+) -> Auth:
+    """The auth hook for ``settings.auth``; token fetches use their own session, never the retrying Airflow one;
+    token expiry is judged on ``clock``."""
     if settings.auth == "none":
         return Auth()
     if settings.auth == "basic":
@@ -224,9 +234,14 @@ def make_auth(settings: Settings, token_session_factory: Callable[[], requests.S
         return StaticBearer(settings.token)
     if settings.auth == "airflow-jwt":
         return AirflowJwtAuth(
-            settings.airflow_uri, settings.username, settings.password, token_session_factory(), settings.timeout_s
+            settings.airflow_uri,
+            settings.username,
+            settings.password,
+            token_session_factory(),
+            settings.timeout_s,
+            clock,
         )
-    return GoogleAuth(settings.auth, settings.audience, token_session_factory())
+    return GoogleAuth(settings.auth, settings.audience, token_session_factory(), clock)
 
 
 # -- Google credentials and JWTs, shared by GoogleAuth and `check` (which names the account without a token).

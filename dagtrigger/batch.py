@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from .clock import parse_utc, utc
+from .clock import SYSTEM_CLOCK, Clock, parse_utc, utc
 from .exceptions import ConfigError, DagtriggerError
 from .gcs import location_uri, parse_location
 from .run_id import digest, squash
@@ -345,7 +344,7 @@ class FreshRead(Generic[K, T]):
     after that moment — an in-flight one it joins, or a finished one — else it starts a new read. So a burst of members
     arriving after a window closed costs about one state read per read latency, never a stale answer."""
 
-    def __init__(self, capacity: int = 4096, wait_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, capacity: int = 4096, wait_s: float = 60.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._capacity = capacity
         self._wait_s = wait_s
         self._clock = clock
@@ -358,7 +357,7 @@ class FreshRead(Generic[K, T]):
             entry = self._latest.get(key)
             shared = entry is not None and entry.started >= after and (entry.ok or not entry.done.is_set())
             if not shared or entry is None:
-                entry = _Read(self._clock())
+                entry = _Read(self._clock.monotonic())
                 self._latest[key] = entry
                 self._latest.move_to_end(key)
                 while len(self._latest) > self._capacity:

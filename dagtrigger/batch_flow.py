@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from .airflow import AirflowClient, TriggerCall
@@ -33,6 +32,7 @@ from .batch import (
     window_for,
 )
 from .batch_store import MembersStore, MemberWriteError
+from .clock import SYSTEM_CLOCK, Clock
 from .conf import EventDocuments, documents, refuse_conf
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
@@ -62,7 +62,7 @@ class Batcher:
         store: MembersStore,
         call: Callable[[TriggerCall], Outcome],
         max_conf_bytes: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
         log: logging.Logger | None = None,
     ) -> None:
         self.client = client
@@ -73,7 +73,7 @@ class Batcher:
         self.log = log or logging.getLogger("dagtrigger")
         self.flights: SingleFlight[tuple[str, str], Outcome] = SingleFlight(lambda o: o.kind in _CREATED)
         self.started: SingleFlight[tuple[str, str], bool] = SingleFlight(bool)
-        self.states: FreshRead[tuple[str, str], str | None] = FreshRead()
+        self.states: FreshRead[tuple[str, str], str | None] = FreshRead(clock=clock)
         self.posts = 0  # trigger POSTs this process made for batches (retries inside one POST not counted)
         self._posts_lock = threading.Lock()
 
@@ -85,7 +85,7 @@ class Batcher:
         if target.route.manifest is not None:
             context[target.route.manifest.into] = manifest
         try:
-            moment = event_moment(event.time, self.clock())
+            moment = event_moment(event.time, self.clock.now())
             group = group_value(spec, event.kind.value, context)
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
@@ -102,7 +102,7 @@ class Batcher:
                 self.store.write(placement.bucket, member_name(placement.prefix, key), record)
             except MemberWriteError as exc:
                 return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, str(exc)), late)
-            written = time.monotonic()
+            written = self.clock.monotonic()
             outcome, created_now = self._ensure(target, placement, context)
             if outcome.kind in _CREATED and late:
                 reason = f"late: run {first.run_id} had started, so the member is also in this one; {outcome.reason}"
@@ -121,7 +121,7 @@ class Batcher:
         return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, reason), True)
 
     def _late_placement(self, spec: BatchSpec, target: Target, group: str, previous: Placement) -> Placement:
-        window = window_for(self.clock(), spec.window_s)
+        window = window_for(self.clock.now(), spec.window_s)
         if window.start <= previous.window.start:
             window = previous.window.next()
         return place(spec, target.name, target.dag_id, group, window)
@@ -129,7 +129,7 @@ class Batcher:
     def _has_started(self, dag_id: str, placement: Placement, written: float) -> bool:
         """Whether the run left ``queued`` as read *after* our member was written (``written``, monotonic); not asked
         while the window is clearly still open (it cannot have started), and shared with concurrent members."""
-        if self.clock() < placement.window.end - timedelta(seconds=CLOCK_MARGIN_S):
+        if self.clock.now() < placement.window.end - timedelta(seconds=CLOCK_MARGIN_S):
             return False
         key = (dag_id, placement.run_id)
         if self.started.known(key):

@@ -8,13 +8,12 @@ use, as in deadletter.py, so routes without batches pay nothing at cold start.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import DagtriggerError
-from .gcs import default_retry, storage_client
-from .redaction import redact
+from .gcs import Deadline, client_and_retry, explain
 
 
 class MemberWriteError(DagtriggerError, RuntimeError):
@@ -27,15 +26,16 @@ class MemberWriteError(DagtriggerError, RuntimeError):
 class MembersStore:
     """One storage client per process, shared by concurrent requests (built on first use under a lock)."""
 
-    def __init__(self, client: Any = None, *, budget_s: float = 20.0, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, client: Any = None, *, budget_s: float = 20.0, timeout_s: float = 10.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.budget_s = budget_s
         self.timeout_s = timeout_s
         self._client = client
 
     def _storage(self) -> tuple[Any, Any]:
-        if self._client is None:
-            self._client = storage_client()
-        return self._client, default_retry()
+        return client_and_retry(self._client)
 
     def write(self, bucket: str, name: str, record: Mapping[str, Any]) -> str:
         """Upload ``record`` as ``gs://bucket/name`` within the time budget; returns that URI.
@@ -44,24 +44,13 @@ class MembersStore:
         retried here on purpose, since rewriting a member with the same content is harmless)."""
         uri = f"gs://{bucket}/{name}"
         data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        started = time.monotonic()
+        deadline = Deadline(self.budget_s, self.timeout_s, self.clock)
         try:
             client, retry = self._storage()
             blob = client.bucket(bucket).blob(name)
-            left = max(0.5, self.budget_s - (time.monotonic() - started))
-            blob.upload_from_string(
-                data,
-                content_type="application/json; charset=utf-8",
-                timeout=min(self.timeout_s, left),
-                retry=retry.with_timeout(left),
-            )
+            blob.upload_from_string(data, content_type="application/json; charset=utf-8", **deadline.options(retry))
         except Exception as exc:
-            detail = " ".join(redact(str(exc)).split())[:300]
-            code = getattr(exc, "code", None)
-            hint = (
-                "; grant the function's service account roles/storage.objectUser on the bucket" if code == 403 else ""
-            )
-            raise MemberWriteError(f"could not record the member {uri}: {type(exc).__name__}: {detail}{hint}") from exc
+            raise MemberWriteError(explain("record the member", uri, exc, limit=300)) from exc
         return uri
 
     def read_all(self, bucket: str, prefix: str) -> list[dict[str, Any]]:

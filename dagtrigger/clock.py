@@ -1,5 +1,6 @@
-"""Time, in one place: where waiting code reads the clock and sleeps (the real clock in production, a fake one in
-tests, so no test sleeps), and how times are normalised to UTC and read from ISO-8601 text."""
+"""Time, in one place: every reading of the wall clock or the monotonic clock, and every wait, goes through one
+``Clock`` that the pipeline hands to each stage (the system clock in production, a fake one in tests, so no test
+sleeps or depends on today's date); and how times are normalised to UTC and read from ISO-8601 text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    def now(self) -> datetime:
+        """The wall clock as an aware UTC datetime: event ages, batch windows, signature and record timestamps."""
+        ...
+
     def monotonic(self) -> float:
         """Seconds from an arbitrary start; only differences mean anything."""
         ...
@@ -17,7 +22,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """``time.monotonic`` and ``time.sleep``."""
+    """``datetime.now(UTC)``, ``time.monotonic`` and ``time.sleep``."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()

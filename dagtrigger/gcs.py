@@ -1,5 +1,5 @@
 """Cloud Storage, shared by manifests, batch members and dead letters: ``gs://bucket/prefix`` locations validated
-one way, and one storage client per process.
+one way, one storage client per process, one time budget per operation and one explanation of a failure.
 
 google-cloud-storage is imported on first use (~0.35 s), so routes without manifests, batches or dead letters do not
 pay for it at cold start. The client honours ``STORAGE_EMULATOR_HOST`` (tests).
@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from typing import Any
+
+from .clock import SYSTEM_CLOCK, Clock
+from .redaction import redact
 
 MAX_PREFIX_BYTES = 500  # object names are ≤ 1,024 bytes: room for what callers add under the prefix
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _BAD_PREFIX = re.compile(r"[\x00-\x1f\x7f*?\[\]#]")
+# What the operator does about a refusal, by HTTP status; a caller adds or overrides entries for its own objects.
+HINTS: Mapping[int, str] = {
+    401: "; the storage credentials were refused",
+    403: "; grant the function's service account roles/storage.objectUser on the bucket",
+}
 _client: Any = None
 _lock = threading.Lock()
 
@@ -62,3 +71,39 @@ def default_retry() -> Any:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     return DEFAULT_RETRY
+
+
+def client_and_retry(client: Any = None) -> tuple[Any, Any]:
+    """``client`` (a test's) or the process's, with the retry policy: google-cloud-storage is imported here, on
+    first use, never at start-up."""
+    return (client if client is not None else storage_client()), default_retry()
+
+
+class Deadline:
+    """One time budget for a whole operation (reads, uploads and their retries), so it ends in time; read on the
+    pipeline's clock."""
+
+    def __init__(self, budget_s: float, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
+        self.end = clock.monotonic() + budget_s
+        self.timeout_s = timeout_s
+
+    def left(self) -> float:
+        return self.end - self.clock.monotonic()
+
+    def options(self, retry: Any) -> dict[str, Any]:
+        """``timeout`` and ``retry`` keyword arguments for one google-cloud-storage call; TimeoutError when spent."""
+        left = self.left()
+        if left <= 0:
+            raise TimeoutError("the Cloud Storage time budget is spent")
+        return {"timeout": min(self.timeout_s, max(left, 0.5)), "retry": retry.with_timeout(left)}
+
+
+def explain(action: str, where: str, exc: BaseException, hints: Mapping[int, str] = HINTS, limit: int = 600) -> str:
+    """One line for a failed storage call: what failed, the redacted detail, and what to do about it."""
+    code = getattr(exc, "code", None)
+    detail = " ".join(redact(str(exc)).split())[:limit]
+    hint = hints.get(code, "") if isinstance(code, int) else ""
+    if type(exc).__module__.startswith("google.auth"):
+        hint = "; no usable Google credentials for Cloud Storage"
+    return f"could not {action} {where}: {type(exc).__name__}: {detail or '(no detail)'}{hint}"

@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 
 from . import logs
@@ -40,15 +40,16 @@ from .run_id import route_run_id
 from .settings import Settings, settings_from_env
 
 
-def event_age_s(event: Event, now: datetime | None = None) -> float | None:
-    """Seconds since the event happened (CloudEvent time / publish time); None when unknown or unparsable."""
+def event_age_s(event: Event, now: datetime) -> float | None:
+    """Seconds since the event happened (CloudEvent time / publish time) at ``now``; None when unknown or
+    unparsable."""
     if not event.time:
         return None
     try:
         moment = parse_utc(event.time)
     except ValueError:
         return None
-    return ((now or datetime.now(UTC)) - moment).total_seconds()
+    return (now - moment).total_seconds()
 
 
 PUBLIC_REASONS = {
@@ -121,14 +122,24 @@ class Pipeline:
         logger: logging.Logger | None = None,
         dead_letters: DeadLetterStore | None = None,
         members: MembersStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``clock`` is the one source of time for every stage (event age, batch windows, budgets, retries)."""
         self.settings = settings
+        self.clock = clock
         self.client = client
         self.rules = rules
         self.log = logger or logs.get_logger()
         self.dead_letters = dead_letters
         self.batcher = (
-            Batcher(client, members or MembersStore(), self._call, settings.max_conf_bytes, log=self.log)
+            Batcher(
+                client,
+                members or MembersStore(clock=clock),
+                self._call,
+                settings.max_conf_bytes,
+                clock=clock,
+                log=self.log,
+            )
             if any(r.batch is not None for r in rules.routes)
             else None
         )
@@ -144,7 +155,7 @@ class Pipeline:
         """``clock`` paces the Airflow retries (tests pass a fake one); ``env`` holds the route secrets named in
         ROUTES_FILE (default: the process environment)."""
         logger = logs.configure(settings.log_level, settings.secrets(), log_stream)
-        auth = make_auth(settings, no_redirect_session)
+        auth = make_auth(settings, no_redirect_session, clock)
         client = AirflowClient(
             settings.airflow_uri,
             auth,
@@ -159,8 +170,8 @@ class Pipeline:
         else:
             assert settings.dag_id is not None
             rules = single_route(settings.dag_id, settings.storage_actions)
-        store = DeadLetterStore(settings.dead_letter_uri) if settings.dead_letter_uri else None
-        return cls(settings, client, rules, logger, store)
+        store = DeadLetterStore(settings.dead_letter_uri, clock=clock) if settings.dead_letter_uri else None
+        return cls(settings, client, rules, logger, store, clock=clock)
 
     @classmethod
     def from_env(
@@ -239,7 +250,7 @@ class Pipeline:
 
     def _give_up_if_too_old(self, event: Event, outcome: Outcome) -> Outcome:
         """A retry of an event older than MAX_EVENT_AGE_SECONDS becomes a failure (the platform would stop soon)."""
-        age = event_age_s(event)
+        age = event_age_s(event, self.clock.now())
         if outcome.kind is not OutcomeKind.RETRY or age is None or age <= self.settings.max_event_age_s:
             return outcome
         limit = int(self.settings.max_event_age_s)
@@ -258,6 +269,7 @@ class Pipeline:
             run_id=result.run_id,
             reason=redact(outcome.reason),
             status=outcome.status,
+            now=self.clock.now(),
         )
         try:
             return outcome, self.dead_letters.write(record)

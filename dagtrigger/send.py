@@ -16,7 +16,6 @@ import mimetypes
 import os
 import secrets
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 
 from . import signature
+from .clock import SYSTEM_CLOCK
 from .exceptions import ConfigError
 from .signature import SignedRequest
 
@@ -55,7 +55,7 @@ def percent_encode(value: str) -> str:
 
 def rfc3339(moment: datetime | None = None) -> str:
     """Event times as Google writes them: UTC with milliseconds and Z."""
-    moment = moment or datetime.now(UTC)
+    moment = moment or SYSTEM_CLOCK.now()
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -90,7 +90,7 @@ def storage_event(
     repeat a generation to see the redelivery give the same run (Airflow 409, counted as a duplicate).
     ``event_id``: default a new random one (the load harness gives its own, to tell redeliveries apart).
     """
-    moment = now or datetime.now(UTC)
+    moment = now or SYSTEM_CLOCK.now()
     generation = generation or str(int(moment.timestamp() * 1_000_000))
     when = rfc3339(moment)
     resource: dict[str, Any] = {
@@ -315,14 +315,14 @@ def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
         audience = args.audience or _audience_for(args.url)
         token = fetch_id_token(audience, args.timeout)
     print(f"→ POST {outgoing.url}: {outgoing.summary}{' (with a Google ID token)' if token else ''}", file=sys.stderr)
-    began = time.monotonic()
+    began = SYSTEM_CLOCK.monotonic()
     try:
         response = post(outgoing, args.timeout, token)
     except requests.RequestException as exc:
         print(f"✗ no answer from {outgoing.url}: {type(exc).__name__} (is the function running there?)")
         return 1
     print(render_answer(response))
-    print(f"({time.monotonic() - began:.2f} s)", file=sys.stderr)
+    print(f"({SYSTEM_CLOCK.monotonic() - began:.2f} s)", file=sys.stderr)
     return 0 if 200 <= response.status_code < 300 else 1
 
 

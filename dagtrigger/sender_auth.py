@@ -7,7 +7,6 @@ deliveries (``trigger_event``) are authenticated by Cloud Run's IAM check before
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ import requests
 
 from . import signature
 from .airflow import no_redirect_session
+from .clock import SYSTEM_CLOCK, Clock
 from .events import idempotency_key, requested_dag
 from .exceptions import BadEvent, ConfigError
 from .rules import Route, Rules
@@ -60,9 +60,14 @@ def check_webhook_config(settings: Settings, rules: Rules) -> None:
 
 
 def authenticate_webhook(
-    settings: Settings, rules: Rules, request: SignedRequest, headers: Mapping[str, str]
+    settings: Settings,
+    rules: Rules,
+    request: SignedRequest,
+    headers: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> frozenset[str] | None:
     """The names of the routes this request is proven to be for; None when Cloud Run IAM is the authentication.
+    Timestamps are judged against ``clock`` (the pipeline's).
 
     Raises BadEvent(401) unless a signature made with one of the candidate routes' secrets covers the request.
     """
@@ -75,13 +80,15 @@ def authenticate_webhook(
     if standard is not None:
         routes = [r for r in candidates if r.webhook.scheme == STANDARD]
         owned = tuple(dict.fromkeys(s for r in routes for s in r.webhook.secrets))
-        secret = signature.verify_standard(owned, standard, request.body, settings.webhook_tolerance_s)
+        secret = signature.verify_standard(
+            owned, standard, request.body, settings.webhook_tolerance_s, clock.now().timestamp()
+        )
         return frozenset(r.name for r in routes if secret in r.webhook.secrets)
     routes = [r for r in candidates if r.webhook.scheme != STANDARD]
     secrets: tuple[str, ...] = tuple(dict.fromkeys(s for r in routes for s in _secrets_of(r, settings)))
     secrets = secrets or settings.webhook_secrets
     header = next((v for k, v in headers.items() if k.lower() == signature.HEADER.lower()), None)
-    secret = signature.verify(secrets, header, request, settings.webhook_tolerance_s)
+    secret = signature.verify(secrets, header, request, settings.webhook_tolerance_s, clock.now().timestamp())
     proven = frozenset(r.name for r in routes if secret in _secrets_of(r, settings))
     if candidates and not proven:  # e.g. a dagtrigger-v2 request at a Standard Webhooks route's path
         raise BadEvent(f"{signature.HEADER} is not signed with a secret of the route at this path", 401)
@@ -108,7 +115,10 @@ class PushVerifier:
     """Verifies the OIDC token Pub/Sub push attaches (``Authorization: Bearer``): signature against Google's
     certificates (cached), issuer, audience, expiry, and that it is one of the configured service accounts."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, settings: Settings, session: requests.Session | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.audience = settings.push_audience
         self.accounts = settings.push_service_accounts
         self.certs_url = settings.push_certs_url
@@ -119,7 +129,7 @@ class PushVerifier:
 
     def _certificates(self, refresh: bool = False) -> Mapping[str, str]:
         with self._lock:
-            if refresh or not self._certs or time.monotonic() - self._fetched_at > _CERTS_TTL_S:
+            if refresh or not self._certs or self.clock.monotonic() - self._fetched_at > _CERTS_TTL_S:
                 try:
                     reply = self._session.get(self.certs_url, timeout=10, allow_redirects=False)
                     reply.raise_for_status()
@@ -130,7 +140,7 @@ class PushVerifier:
                     ) from None
                 if not isinstance(certs, dict) or not certs:
                     raise BadEvent("Google's token certificates came back empty", 503)
-                self._certs, self._fetched_at = {str(k): str(v) for k, v in certs.items()}, time.monotonic()
+                self._certs, self._fetched_at = {str(k): str(v) for k, v in certs.items()}, self.clock.monotonic()
             return self._certs
 
     def verify(self, authorization: str | None) -> PushCaller:

@@ -20,10 +20,10 @@ import binascii
 import hashlib
 import hmac
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .clock import SYSTEM_CLOCK
 from .exceptions import BadEvent
 
 HEADER = "X-Dagtrigger-Signature"
@@ -63,7 +63,7 @@ def _hmac_hex(secret: str, message: bytes) -> str:
 
 def sign(secret: str, request: SignedRequest, timestamp: int | None = None) -> str:
     """The ``X-Dagtrigger-Signature`` value for ``request`` (used by ``python -m dagtrigger send`` and tests)."""
-    t = int(time.time()) if timestamp is None else timestamp
+    t = int(SYSTEM_CLOCK.now().timestamp()) if timestamp is None else timestamp
     return f"t={t},v2={_hmac_hex(secret, canonical(t, request))}"
 
 
@@ -84,7 +84,7 @@ def _standard_digest(secret: str, message_id: str, timestamp: int, body: bytes) 
 
 def sign_standard(secret: str, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     """Standard Webhooks headers for ``body`` (what the ``standardwebhooks`` libraries send)."""
-    t = int(time.time()) if timestamp is None else timestamp
+    t = int(SYSTEM_CLOCK.now().timestamp()) if timestamp is None else timestamp
     return {
         STANDARD_ID: message_id,
         STANDARD_TIMESTAMP: str(t),
@@ -96,7 +96,7 @@ def _fresh(timestamp_text: str, what: str, tolerance_s: float, now: float | None
     if not _TIMESTAMP.fullmatch(timestamp_text):
         raise BadEvent(f"malformed {what}: the timestamp must be unix seconds in ASCII digits", 401)
     timestamp = int(timestamp_text)
-    age = (time.time() if now is None else now) - timestamp
+    age = (SYSTEM_CLOCK.now().timestamp() if now is None else now) - timestamp
     if abs(age) > tolerance_s:
         raise BadEvent(f"{what} timestamp is {int(age)} s off, outside the {int(tolerance_s)} s tolerance", 401)
     return timestamp

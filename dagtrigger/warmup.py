@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 
 from dagtrigger.airflow import AirflowClient
+from dagtrigger.clock import SYSTEM_CLOCK, Clock
 
 
 def enabled(env: Mapping[str, str]) -> bool:
@@ -35,9 +35,9 @@ def enabled(env: Mapping[str, str]) -> bool:
     return setting in ("1", "true", "yes", "on") or bool(env.get("K_SERVICE"))
 
 
-def warm(client: AirflowClient, log: logging.Logger) -> bool:
+def warm(client: AirflowClient, log: logging.Logger, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Token, API version and connection, once; True if Airflow answered. Never raises (start-up must not fail)."""
-    began = time.monotonic()
+    began = clock.monotonic()
     try:
         version = client.api_version()  # probes GET …/version unless configured: token fetched, connection pooled
         response = client.session.get(
@@ -48,14 +48,11 @@ def warm(client: AirflowClient, log: logging.Logger) -> bool:
         )
         _ = response.content  # read to the end, so the connection goes back to the pool open
     except Exception as exc:  # anything here only means the first event does the work itself
-        log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": _since(began)})
+        took = round(clock.monotonic() - began, 3)
+        log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": took})
         return False
-    log.debug("warm-up done", extra={"warmup_s": _since(began), "api_version": version})
+    log.debug("warm-up done", extra={"warmup_s": round(clock.monotonic() - began, 3), "api_version": version})
     return True
-
-
-def _since(began: float) -> float:
-    return round(time.monotonic() - began, 3)
 
 
 def in_thread(client: AirflowClient, log: logging.Logger) -> threading.Thread:

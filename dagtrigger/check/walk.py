@@ -9,7 +9,6 @@ persist). Tokens are never printed.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -19,6 +18,7 @@ import requests
 from ..airflow import AirflowClient, BoundedSession
 from ..airflow import short_message as airflow_message
 from ..auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
+from ..clock import SYSTEM_CLOCK
 from ..exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
 from ..redaction import redact
 from ..rules import Rules, load_rules, single_route
@@ -158,7 +158,7 @@ class _Check:
         url = f"{settings.airflow_uri}/api/v2/version"
         # The JWT comes from Airflow itself: ask without it (the version endpoints are public on both majors).
         hook = None if settings.auth == "airflow-jwt" else auth
-        began = time.monotonic()
+        began = SYSTEM_CLOCK.monotonic()
         try:
             response = self.session.get(url, auth=hook, timeout=self._timeout(), allow_redirects=False)
         except CredentialsUnavailable as exc:
@@ -169,7 +169,7 @@ class _Check:
             host = urlsplit(settings.airflow_uri).netloc
             self.fail(name, f"{host}: {symptom.value} ({type(exc).__name__})", symptom)
             return False
-        elapsed = time.monotonic() - began
+        elapsed = SYSTEM_CLOCK.monotonic() - began
         location = response.headers.get("Location", "")
         denial = classify_denial(response.status_code, _content_type(response), location)
         if denial is not None and denial is not Symptom.CREDENTIALS_REJECTED:

@@ -138,8 +138,8 @@ def new_record(
     reason: str,
     status: int | None = None,
     attempts: int | None = None,
+    now: datetime,
     first_seen: datetime | None = None,
-    now: datetime | None = None,
     delivery: Delivery | None = None,
 ) -> DeadLetter:
     """The record for one (event, DAG) that failed for good, keeping the request as it arrived (``delivery``,
@@ -149,7 +149,7 @@ def new_record(
         raise ValueError("the event carries no delivery to record")
     if received.transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {received.transport!r}")
-    moment = utc_iso(now or datetime.now(UTC))
+    moment = utc_iso(now)
     return DeadLetter(
         event_id=event.id,
         event_type=event.type,
@@ -205,9 +205,9 @@ def check_outcome(outcome: str) -> str:
     return outcome
 
 
-def with_replay(record: DeadLetter, outcome: str, reason: str, at: datetime | None = None) -> DeadLetter:
+def with_replay(record: DeadLetter, outcome: str, reason: str, at: datetime) -> DeadLetter:
     """``record`` with one more replay entry ``{"at", "outcome", "reason"}``."""
-    entry = {"at": utc_iso(at or datetime.now(UTC)), "outcome": check_outcome(outcome), "reason": reason}
+    entry = {"at": utc_iso(at), "outcome": check_outcome(outcome), "reason": reason}
     return replace(record, replays=(*record.replays, entry))
 
 

@@ -8,7 +8,6 @@ not pay for it.
 from __future__ import annotations
 
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,10 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import logs
-from ..clock import utc
+from ..clock import SYSTEM_CLOCK, Clock, utc
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
-from ..gcs import default_retry, location_uri, storage_client
-from ..redaction import redact
+from ..gcs import HINTS, Deadline, client_and_retry, explain, location_uri
 from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
 from .record import DeadLetter, check_outcome, is_replayed, matches, merge, with_replay
 
@@ -27,7 +25,7 @@ PAGE_SIZE = 500
 MAX_CONFLICTS = 5  # concurrent writers of one record (412) before giving up
 _META_REPLAYED = "dagtrigger-replayed"
 _HINTS = {
-    401: "; the storage credentials were refused",
+    **HINTS,
     403: (
         "; grant the function's service account roles/storage.objectUser on the bucket "
         "(roles/storage.objectCreator cannot overwrite or mark a record)"
@@ -37,12 +35,7 @@ _HINTS = {
 
 
 def _explain(action: str, where: str, exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    detail = " ".join(redact(str(exc)).split())[:600]
-    hint = _HINTS.get(code, "") if isinstance(code, int) else ""
-    if type(exc).__module__.startswith("google.auth"):
-        hint = "; no usable Google credentials for Cloud Storage"
-    return f"could not {action} {where}: {type(exc).__name__}: {detail or '(no detail)'}{hint}"
+    return explain(action, where, exc, _HINTS)
 
 
 @dataclass(frozen=True)
@@ -50,20 +43,6 @@ class _Stored:
     name: str
     data: bytes
     generation: int
-
-
-class _Deadline:
-    """One time budget for a whole operation (reads, the upload and their retries), so ``write`` ends in time."""
-
-    def __init__(self, budget_s: float, timeout_s: float) -> None:
-        self.end = time.monotonic() + budget_s
-        self.timeout_s = timeout_s
-
-    def options(self, retry: Any) -> dict[str, Any]:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the dead-letter time budget is spent")
-        return {"timeout": min(self.timeout_s, max(left, 0.5)), "retry": retry.with_timeout(left)}
 
 
 class DeadLetterStore:
@@ -80,7 +59,9 @@ class DeadLetterStore:
         timeout_s: float = 10.0,
         lookback_days: int = LOOKBACK_DAYS,
         page_size: int = PAGE_SIZE,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.bucket_name, self.prefix = parse_uri(uri)
         self.uri = location_uri(self.bucket_name, self.prefix)
         self.budget_s = budget_s
@@ -97,9 +78,7 @@ class DeadLetterStore:
 
     def _storage(self) -> tuple[Any, Any]:
         """The client (the process's, unless one was given) and the retry policy: imported here, not at start-up."""
-        if self._client is None:
-            self._client = storage_client()
-        return self._client, default_retry()
+        return client_and_retry(self._client)
 
     def _lock(self, dag_id: str, run_id: str) -> threading.Lock:
         return self._locks[zlib.crc32(f"{dag_id}\0{run_id}".encode()) % len(self._locks)]
@@ -110,7 +89,7 @@ class DeadLetterStore:
     def name_for(self, record: DeadLetter) -> str:
         return object_name(record, self.prefix)
 
-    def _get(self, name: str, deadline: _Deadline) -> _Stored | None:
+    def _get(self, name: str, deadline: Deadline) -> _Stored | None:
         """Contents and generation of one object, read consistently (the download is pinned to the generation)."""
         from google.api_core import exceptions as gexc
 
@@ -130,7 +109,7 @@ class DeadLetterStore:
             return _Stored(name, bytes(data), generation)
         raise DeadLetterReadError(f"{self._where(name)} kept changing while being read")
 
-    def _put(self, name: str, record: DeadLetter, data: bytes, generation: int, deadline: _Deadline) -> None:
+    def _put(self, name: str, record: DeadLetter, data: bytes, generation: int, deadline: Deadline) -> None:
         """Upload only if the object is still at ``generation`` (0: only if absent); raises PreconditionFailed."""
         client, retry = self._storage()
         blob = client.bucket(self.bucket_name).blob(name)
@@ -153,7 +132,7 @@ class DeadLetterStore:
             ) from None
 
     def _update(
-        self, stored: _Stored | None, build: Callable[[_Stored | None], tuple[str, DeadLetter]], deadline: _Deadline
+        self, stored: _Stored | None, build: Callable[[_Stored | None], tuple[str, DeadLetter]], deadline: Deadline
     ) -> tuple[str, DeadLetter]:
         """Read-modify-write under a generation precondition; on 412 read again and rebuild, a bounded number of
         times. A 412 whose object already holds exactly our bytes is our own retried upload that landed: done."""
@@ -179,7 +158,7 @@ class DeadLetterStore:
         """Record a permanent failure and return the object name; raises DeadLetterWriteError on any failure, in
         which case the event must not be acknowledged. Idempotent per (DAG, run id): an existing record for the
         pair (looked up over ``candidate_days``) is updated in place with ``merge``."""
-        deadline = _Deadline(self.budget_s, self.timeout_s)
+        deadline = Deadline(self.budget_s, self.timeout_s, self.clock)
         where = f"for DAG {record.dag_id!r} run {record.run_id!r} in {self.uri}"
         try:
             with self._lock(record.dag_id, record.run_id):
@@ -197,7 +176,7 @@ class DeadLetterStore:
         except Exception as exc:
             raise DeadLetterWriteError(_explain("write the dead letter", where, exc)) from exc
 
-    def _find(self, record: DeadLetter, deadline: _Deadline) -> _Stored | None:
+    def _find(self, record: DeadLetter, deadline: Deadline) -> _Stored | None:
         """The existing record for this (DAG, run id), if any: one metadata GET per candidate day (usually one)."""
         for day in candidate_days(record, self.lookback_days):
             stored = self._get(_name(self.prefix, day, record.dag_id, record.run_id), deadline)
@@ -208,7 +187,7 @@ class DeadLetterStore:
     def read(self, name: str) -> DeadLetter:
         """One record by object name; DeadLetterReadError when missing or unreadable, BadDeadLetter when corrupt."""
         try:
-            stored = self._get(name, _Deadline(self.budget_s, self.timeout_s))
+            stored = self._get(name, Deadline(self.budget_s, self.timeout_s, self.clock))
         except DeadLetterError:
             raise
         except Exception as exc:
@@ -291,12 +270,12 @@ class DeadLetterStore:
         if parts is None:
             raise ValueError(f"{name!r} is not a dead-letter object name under {self.uri}")
         check_outcome(outcome)
-        deadline = _Deadline(self.budget_s, self.timeout_s)
+        deadline = Deadline(self.budget_s, self.timeout_s, self.clock)
 
         def build(stored: _Stored | None) -> tuple[str, DeadLetter]:
             if stored is None:
                 raise DeadLetterWriteError(f"no dead letter at {self._where(name)}: nothing to mark")
-            return name, with_replay(self._parse(stored), outcome, reason, at)
+            return name, with_replay(self._parse(stored), outcome, reason, at or self.clock.now())
 
         try:
             with self._lock(parts.dag_id, parts.run_id):

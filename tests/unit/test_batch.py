@@ -36,6 +36,7 @@ from dagtrigger.conf import template_context
 from dagtrigger.exceptions import ConfigError
 from dagtrigger.rules import parse_rules
 from dagtrigger.run_id import run_id_for
+from tests.support.clock import FakeClock
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
@@ -312,7 +313,7 @@ def test_single_flight_forgets_the_oldest_keys() -> None:
 
 
 def test_fresh_read_is_shared_only_by_callers_whose_moment_precedes_it() -> None:
-    now = [100.0]
+    clock = FakeClock(start=100.0)
     reads: list[int] = []
     gate = threading.Event()
 
@@ -321,7 +322,7 @@ def test_fresh_read_is_shared_only_by_callers_whose_moment_precedes_it() -> None
         gate.wait(5)
         return f"state-{len(reads)}"
 
-    fresh: FreshRead[str, str] = FreshRead(clock=lambda: now[0])
+    fresh: FreshRead[str, str] = FreshRead(clock=clock)
     results: list[tuple[str, bool]] = []
     threads = [threading.Thread(target=lambda: results.append(fresh.read("run", 99.0, fetch))) for _ in range(10)]
     for thread in threads:
@@ -332,5 +333,5 @@ def test_fresh_read_is_shared_only_by_callers_whose_moment_precedes_it() -> None
         thread.join(10)
     assert len(reads) == 1 and sorted(results) == [("state-1", False)] * 9 + [("state-1", True)]
     assert fresh.read("run", 100.0, fetch) == ("state-1", False)  # that read was sent at 100: fresh enough
-    now[0] = 101.0
+    clock.advance(1.0)
     assert fresh.read("run", 100.5, fetch) == ("state-2", True)  # written after that read was sent: read again

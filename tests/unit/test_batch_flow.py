@@ -18,6 +18,7 @@ from dagtrigger.batch_store import MembersStore
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
+from tests.support.clock import FakeClock
 from tests.support.fakes import Answer, FakeAirflow, Seen
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
 
@@ -82,22 +83,12 @@ ROUTES: dict[str, Any] = {
 }
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def make(airflow: FakeAirflow, gcs: StorageEmulator, clock: Clock, routes: dict[str, Any] = ROUTES) -> Pipeline:
+def make(airflow: FakeAirflow, gcs: StorageEmulator, clock: FakeClock, routes: dict[str, Any] = ROUTES) -> Pipeline:
+    """The pipeline with its one clock: event ages, windows and the batcher all read ``clock``."""
     env = {"AIRFLOW_URI": airflow.url, "DAG_ID": "unused", "AIRFLOW_AUTH": "none", "AIRFLOW_RETRY_BUDGET_SECONDS": "1"}
-    base = Pipeline.from_env(env)
-    pipeline = Pipeline(base.settings, base.client, parse_rules(routes, "test"), base.log,
-                        members=MembersStore(gcs.client(), budget_s=3, timeout_s=2))  # fmt: skip
-    assert pipeline.batcher is not None
-    pipeline.batcher.clock = clock
-    return pipeline
+    base = Pipeline.from_env(env, clock=clock)
+    members = MembersStore(gcs.client(), budget_s=3, timeout_s=2)  # real time: a real emulator answers
+    return Pipeline(base.settings, base.client, parse_rules(routes, "test"), base.log, members=members, clock=clock)
 
 
 def upload(name: str, generation: str = "1", at: datetime = WINDOW_START + timedelta(seconds=5), **attrs: str):
@@ -120,7 +111,7 @@ def empty_bucket(gcs: StorageEmulator) -> None:
 
 
 def test_one_run_per_folder_and_window_every_member_recorded(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)))
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)))
     for n in range(12):
         report = pipeline.handle(upload(f"exports/f{n % 3}/part-{n}.csv"))
         assert report.acknowledged, report.reason
@@ -144,12 +135,12 @@ def test_one_run_per_folder_and_window_every_member_recorded(airflow: StatefulFa
 
 
 def test_redeliveries_add_no_member_and_no_post(airflow: StatefulFakeAirflow, gcs: StorageEmulator) -> None:
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)))
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)))
     routes = {"routes": ROUTES["routes"][:1]}
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), routes)
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
     pipeline.handle(upload("exports/a/1.csv"))
     again = pipeline.handle(upload("exports/a/1.csv", id="a-new-delivery-id"))
-    other_instance = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=20)), routes)
+    other_instance = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=20)), routes)
     third = other_instance.handle(upload("exports/a/1.csv", id="third-delivery"))
     assert again.acknowledged and third.kind is OutcomeKind.DUPLICATE
     assert len(members(gcs)) == 1
@@ -160,7 +151,9 @@ def test_redeliveries_add_no_member_and_no_post(airflow: StatefulFakeAirflow, gc
 
 def test_concurrent_first_members_share_one_post(airflow: StatefulFakeAirflow, gcs: StorageEmulator) -> None:
     airflow.faults = []
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]})
+    pipeline = make(
+        airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]}
+    )
     reports = []
     threads = [
         threading.Thread(target=lambda n=n: reports.append(pipeline.handle(upload(f"exports/same/{n}.csv"))))
@@ -177,13 +170,13 @@ def test_concurrent_first_members_share_one_post(airflow: StatefulFakeAirflow, g
 
 def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
     routes = {"routes": ROUTES["routes"][:1]}
-    clock = Clock(WINDOW_START + timedelta(seconds=10))
+    clock = FakeClock(wall=WINDOW_START + timedelta(seconds=10))
     pipeline = make(airflow, gcs, clock, routes)
     first = pipeline.handle(upload("exports/a/1.csv"))
     run_id = first.results[0].run_id
     # The window closed and its run started; then a member with an event time inside it arrives (delayed delivery).
     airflow.set_state(run_id, "running")
-    clock.now = WINDOW_START + timedelta(seconds=75)
+    clock.set(WINDOW_START + timedelta(seconds=75))
     late = pipeline.handle(upload("exports/a/2.csv", at=WINDOW_START + timedelta(seconds=30)))
     assert late.acknowledged and late.results[0].run_id != run_id
     assert f"late: run {run_id} had started" in late.results[0].outcome.reason
@@ -196,7 +189,7 @@ def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFak
     assert (("load_exports", late.results[0].run_id)) in airflow.runs
     # While the run is still queued after its window ended, a member just joins it (nothing late).
     airflow.set_state(late.results[0].run_id, "queued")
-    clock.now = WINDOW_START + timedelta(seconds=125)
+    clock.set(WINDOW_START + timedelta(seconds=125))
     on_time = pipeline.handle(upload("exports/a/3.csv", at=WINDOW_START + timedelta(seconds=70)))
     assert on_time.results[0].run_id == late.results[0].run_id
     assert not any(d["late"] for n, d in members(gcs).items() if "3.csv" in json.dumps(d["conf"]))
@@ -205,7 +198,9 @@ def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFak
 def test_failed_member_write_is_not_acknowledged_and_posts_nothing(airflow: StatefulFakeAirflow) -> None:
     with storage_emulator() as gone:
         gone.create_bucket(BUCKET)
-        pipeline = make(airflow, gone, Clock(WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]})
+        pipeline = make(
+            airflow, gone, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]}
+        )
         gone.stop()
         report = pipeline.handle(upload("exports/a/1.csv"))
     assert report.kind is OutcomeKind.RETRY and "could not record the member" in report.reason
@@ -213,7 +208,7 @@ def test_failed_member_write_is_not_acknowledged_and_posts_nothing(airflow: Stat
 
 
 def test_event_time_beyond_the_skew_fails_and_is_dead_lettered(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
-    pipeline = make(airflow, gcs, Clock(WINDOW_START), {"routes": ROUTES["routes"][:1]})
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START), {"routes": ROUTES["routes"][:1]})
     report = pipeline.handle(upload("exports/a/1.csv", at=WINDOW_START + timedelta(hours=2)))
     assert report.kind is OutcomeKind.FAILED and "ahead" in report.reason
     assert airflow.posts() == [] and members(gcs) == {}
@@ -221,7 +216,9 @@ def test_event_time_beyond_the_skew_fails_and_is_dead_lettered(airflow: Stateful
 
 def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
     with StatefulFakeAirflow(version="v1") as airflow:
-        pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]})
+        pipeline = make(
+            airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]}
+        )
         first = pipeline.handle(upload("exports/a/1.csv"))
         body = airflow.posts()[0].json()
         assert "run_after" not in body
@@ -238,13 +235,15 @@ def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
         assert len(bodies) == 3 and bodies[1]["dag_run_id"] == bodies[2]["dag_run_id"]
         assert bodies[1]["logical_date"] != bodies[2]["logical_date"]
         # A redelivery in a new instance: its 409 is for our own run (found by id), not a collision.
-        again = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=20)), {"routes": ROUTES["routes"][:1]})
+        again = make(
+            airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=20)), {"routes": ROUTES["routes"][:1]}
+        )
         assert again.handle(upload("exports/a/1.csv", id="redelivered")).kind is OutcomeKind.DUPLICATE
 
 
 def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
     routes = {"routes": ROUTES["routes"][:1]}
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), routes)
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
     airflow.faults = [Answer(404, {"detail": "DAG not found"})]
     event = upload("exports/a/1.csv")
     failed = pipeline.handle(event)
@@ -279,7 +278,7 @@ def test_markers_and_manifests_on_a_batched_route(
     landing = gcs.client().bucket("landing")
     for folder, rows in (("exports/a", 1), ("exports/b", 2)):
         landing.blob(f"{folder}/manifest.json").upload_from_string(json.dumps({"rows": rows}))
-    pipeline = make(airflow, gcs, Clock(WINDOW_START + timedelta(seconds=10)), routes)
+    pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
     ignored = pipeline.handle(upload("exports/a/part-1.csv"))
     reports = [pipeline.handle(upload(f"{folder}/_SUCCESS")) for folder in ("exports/a", "exports/b")]
     assert ignored.kind is OutcomeKind.IGNORED and [r.acknowledged for r in reports] == [True, True]

@@ -261,11 +261,12 @@ def test_new_record_validates_transport_and_counts_attempts() -> None:
     event = events.from_cloud_event(storage_attrs(time=EVENT_TIME), storage_data())
     with pytest.raises(ValueError, match="transport"):
         dl.new_record(
-            event, delivery=Delivery.stored("smoke-signal", {}), dag_id="d", route="r", run_id="x", reason="?"
+            event, delivery=Delivery.stored("smoke-signal", {}), dag_id="d", route="r", run_id="x", reason="?", now=T0
         )
     push = Delivery.push({**pubsub_data(b"x"), "deliveryAttempt": 5})
-    assert dl.new_record(event, delivery=push, dag_id="d", route="r", run_id="x", reason="?").attempts == 5
-    assert dl.new_record(event, delivery=push, dag_id="d", route="r", run_id="x", reason="?", attempts=7).attempts == 7
+    assert dl.new_record(event, delivery=push, dag_id="d", route="r", run_id="x", reason="?", now=T0).attempts == 5
+    ids = {"dag_id": "d", "route": "r", "run_id": "x", "reason": "?", "now": T0}
+    assert dl.new_record(event, delivery=push, attempts=7, **ids).attempts == 7
 
 
 # ---------------------------------------------------------------------------------------------- names and merge
@@ -323,7 +324,8 @@ def test_merge_keeps_the_first_record_and_counts_the_new_failure() -> None:
     assert merged.last_seen == again.recorded_at
     assert (merged.reason, merged.status, merged.route, merged.attempts) == ("Airflow 400", 400, "r2", 2)
     assert merged.replays == first.replays and merged.raw == first.raw
-    assert dl.merge(merged, dl.new_record(_event(), delivery=Delivery.push({}), **_ids(), attempts=9)).attempts == 9
+    again = dl.new_record(_event(), delivery=Delivery.push({}), **_ids(), attempts=9, now=T0)
+    assert dl.merge(merged, again).attempts == 9
     assert dl.object_name(merged, "p") == dl.object_name(first, "p")
 
 

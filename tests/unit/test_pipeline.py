@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from dagtrigger import events, logs
+from dagtrigger.clock import parse_utc
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from tests.support.clock import FakeClock
 from tests.support.fakes import Answer, FakeAirflow
 
-from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
+from .samples import now_iso, pubsub_attrs, pubsub_data, storage_attrs, storage_data
 
 TOKEN = "static-token-that-must-never-be-logged-0123456789"
 
@@ -35,7 +36,9 @@ def make(airflow: FakeAirflow, **env: str) -> tuple[Pipeline, io.StringIO]:
         "AIRFLOW_RETRY_BUDGET_SECONDS": "1",
         "AIRFLOW_TIMEOUT_SECONDS": "2",
     }
-    pipeline = Pipeline.from_env({**base, **env}, clock=FakeClock())  # retries wait on a fake clock
+    # Retries wait on a fake clock; its wall clock is when the sample events say they happened (samples.now_iso).
+    clock = FakeClock(wall=parse_utc(now_iso()))
+    pipeline = Pipeline.from_env({**base, **env}, clock=clock)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonFormatter(pipeline.settings.secrets()))
