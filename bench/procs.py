@@ -7,13 +7,13 @@ baselines' file), the one launcher the demo, the tests and the load harness use 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools import processes
 from devtools.localfunction import REPO, FunctionProcess
 from devtools.ports import HOST, free_port, wait_port_open
 
@@ -40,7 +40,7 @@ class Endpoint:
             f"--key={self.key}",
         ]
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = processes.spawn(cmd, what="bench HTTPS endpoint", stdout=log, cwd=REPO)
         deadline = time.monotonic() + START_DEADLINE_S
         while not wait_port_open(self.port, 0.0):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -50,9 +50,8 @@ class Endpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            processes.stop_group(self.proc, graceful=False)
 
 
 @dataclass(frozen=True)

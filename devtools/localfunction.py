@@ -21,6 +21,7 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from dagtrigger.send import percent_encode
+from devtools import processes
 from devtools.ports import HOST, free_port, wait_port_open
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,9 +91,7 @@ class FunctionProcess:
         ]
         with self.log_path.open("ab") as log:
             self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self.proc = processes.spawn(cmd, what=f"function {self.target}", stdout=log, env=self.env, cwd=REPO)
         if wait:
             self.wait_port()
 
@@ -111,14 +110,9 @@ class FunctionProcess:
         raise RuntimeError(f"{self.target} did not open port {self.port} in {START_DEADLINE_S:.0f} s:\n{self.tail()}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or self.proc.returncode is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn's quick shutdown; SIGTERM waits ~2 s for workers
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        processes.stop_group(self.proc, first=signal.SIGINT, grace_s=10)  # gunicorn's quick shutdown; SIGTERM waits
 
     def mark(self) -> None:
         """Later ``output()`` and ``logs()`` see only what the process wrote after this call."""

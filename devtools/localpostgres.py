@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from devtools import processes
 from devtools.ports import HOST, free_port, wait_port_free
 
 _OWNER = "postgres"  # the Debian package's system user; used only when we run as root
@@ -111,6 +112,7 @@ class PostgresCluster:
         if self._owner:
             shutil.chown(self.root, _OWNER, _OWNER)
         self._started = False
+        self._postmaster: int | None = None
 
     def __repr__(self) -> str:
         return f"PostgresCluster({HOST}:{self.port}, {self.datadir})"
@@ -168,6 +170,7 @@ class PostgresCluster:
         if not wait_port_free(self.port, 15):
             raise PostgresError(f"port {self.port} on {HOST} is in use by another process")
         began = time.monotonic()
+        processes.reap_once()
         self._run(
             [
                 str(self.bindir / "pg_ctl"),
@@ -186,6 +189,10 @@ class PostgresCluster:
         )
         self._started = True
         _live.add(self)
+        # pg_ctl starts the postmaster in its own session: tag it, so a run that dies unstopped gets it reaped.
+        self._postmaster = self._postmaster_pid()
+        if self._postmaster:
+            processes.tag(self._postmaster, f"PostgreSQL cluster {self.root}", remove=[self.root])
         _log(f"PostgreSQL ready at {HOST}:{self.port} in {time.monotonic() - began:.1f} s")
 
     @property
@@ -200,11 +207,21 @@ class PostgresCluster:
         )
         return done.returncode == 0
 
+    def _postmaster_pid(self) -> int | None:
+        """The postmaster's pid, from the first line of ``postmaster.pid`` (None if it is not running)."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def _pg_ctl_stop(self, mode: str) -> None:
         self._run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "-t", "30", "stop"],
             what=f"pg_ctl stop -m {mode}",
         )
+        if self._postmaster:
+            processes.untag(self._postmaster)
+            self._postmaster = None
 
     def stop(self) -> None:
         """Fast shutdown (open connections are closed); the data directory is removed."""

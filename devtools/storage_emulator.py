@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from devtools import processes
 from devtools.ports import free_port
 
 PROJECT = "dagtrigger-test"
@@ -120,21 +120,10 @@ def serve(command: list[str], port: int, log: Path, what: str, env: Mapping[str,
     """Start an emulator process on ``port`` with its output in ``log`` (a file, not a pipe: an undrained pipe
     blocks the server) and wait until it answers; stopping terminates it, then kills it after 5 s."""
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=None if env is None else {**env},
-        )
+        process = processes.spawn(command, what=what, stdout=out, env=env)
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        processes.stop_group(process, grace_s=5)
 
     emulator = StorageEmulator(port, stop)
     deadline = time.monotonic() + READY_TIMEOUT_S

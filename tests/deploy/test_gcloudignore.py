@@ -75,7 +75,7 @@ NOT_NEEDED = [
     "tests/unit/test_x.py",
     "tests/deploy/requirements.txt",
     "bench/run.py",
-    "devtools/localairflow.py",
+    "devtools/localairflow/server.py",
     "deploy/deploy-storage.sh",
     "deploy/terraform/main.tf",
     "docs/index.md",
