@@ -10,6 +10,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -27,6 +28,7 @@ from .auth import Auth
 from .clock import SYSTEM_CLOCK, Clock, utc
 from .exceptions import AirflowUnreachable
 
+RUNS_PAGE = 100  # Airflow's default [api] maximum_page_limit on both majors
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MESSAGE_CHARS = 300
 _TAGS = re.compile(r"<[^>]+>")
@@ -175,6 +177,27 @@ class TriggerCall:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """One DAG run as Airflow lists it (both majors name these fields alike); times as Airflow wrote them."""
+
+    run_id: str
+    state: str
+    start_date: str | None = None
+    end_date: str | None = None
+
+    @classmethod
+    def from_json(cls, value: Any, run_id: str | None = None) -> RunInfo | None:
+        """None when ``value`` is not a run; ``run_id``: the id asked for, when the answer omits it."""
+        if not isinstance(value, dict):
+            return None
+        run_id, state = value.get("dag_run_id") or value.get("run_id") or run_id, value.get("state")
+        if not isinstance(run_id, str) or not isinstance(state, str):
+            return None
+        start, end = value.get("start_date"), value.get("end_date")
+        return cls(run_id, state, start if isinstance(start, str) else None, end if isinstance(end, str) else None)
+
+
+@dataclass(frozen=True)
 class AirflowReply:
     """Airflow's answer: status, a short human message (never the whole body), and the API version used."""
 
@@ -312,19 +335,55 @@ class AirflowClient:
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         """A run's state (queued, running, success, failed), None when no such run; AirflowUnreachable otherwise."""
+        run = self.get_run(dag_id, run_id)
+        return run.state if run is not None else None
+
+    def get_run(self, dag_id: str, run_id: str) -> RunInfo | None:
+        """One run (state, start and end times), None when no such run; AirflowUnreachable otherwise."""
         response = self._send("GET", f"{self.dag_runs_url(dag_id)}/{quote(run_id, safe='')}")
         if response.status_code == 404:
             return None
         try:
-            state = response.json().get("state") if response.ok else None
+            run = RunInfo.from_json(response.json(), run_id) if response.ok else None
         except (ValueError, AttributeError):
-            state = None
-        if not isinstance(state, str):
+            run = None
+        if run is None:
             raise AirflowUnreachable(
                 f"reading run {run_id!r} of DAG {dag_id!r} answered {response.status_code}: "
                 f"{short_message(response)[:120] or '(no state)'}"
             )
-        return state
+        return run
+
+    def list_runs(self, dag_id: str, updated_since: datetime, page_size: int = RUNS_PAGE) -> Iterator[RunInfo]:
+        """The DAG's runs created or changed at or after ``updated_since``, one GET per page of ``page_size`` (both
+        majors cap a page at [api] maximum_page_limit, 100 by default; the server's answer decides the paging).
+
+        Ordered by id, so runs created while paging land on later pages, never shift earlier ones. A 404 (no such
+        DAG) yields nothing; any other failure raises AirflowUnreachable."""
+        offset = 0
+        while True:
+            params = {"updated_at_gte": _iso(updated_since), "order_by": "id", "limit": page_size, "offset": offset}
+            response = self._send("GET", self.dag_runs_url(dag_id), params=params)
+            if response.status_code == 404:
+                return
+            try:
+                payload = response.json() if response.ok else None
+            except ValueError:
+                payload = None
+            runs = payload.get("dag_runs") if isinstance(payload, dict) else None
+            if not isinstance(runs, list):
+                raise AirflowUnreachable(
+                    f"listing the runs of DAG {dag_id!r} answered {response.status_code}: "
+                    f"{short_message(response)[:120] or '(no runs)'}"
+                )
+            for item in runs:
+                run = RunInfo.from_json(item)
+                if run is not None:
+                    yield run
+            offset += len(runs)
+            total = payload.get("total_entries") if isinstance(payload, dict) else None
+            if not runs or (isinstance(total, int) and offset >= total):
+                return
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET an API path (``dags/x``) under the detected version; for operator commands."""

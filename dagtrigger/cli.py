@@ -1,8 +1,10 @@
-"""Operator commands: ``python -m dagtrigger replay|check|send``. They reuse the pipeline, never a copy of it."""
+"""Operator commands: ``python -m dagtrigger replay|check|send|why|sweep``. They reuse the pipeline, never a copy
+of it."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -52,7 +54,7 @@ def check(args: argparse.Namespace) -> int:
 
     from .check import main as check_main
 
-    return check_main(os.environ, args.json, args.timeout)
+    return check_main(os.environ, args.json, args.timeout, args.object)
 
 
 def send(args: argparse.Namespace) -> int:
@@ -60,6 +62,81 @@ def send(args: argparse.Namespace) -> int:
     from .send import run as send_run
 
     return send_run(args)
+
+
+def why(args: argparse.Namespace) -> int:
+    """Explain one upload route by route; exit 0 whatever the verdict, 2 when Cloud Storage or Airflow cannot be
+    read."""
+    from datetime import UTC
+
+    from .accounting.why import dumps, text
+    from .accounting.why import why as explain_object
+    from .exceptions import DagtriggerError
+    from .gcs import storage_client
+    from .pipeline import Pipeline
+
+    pipeline = Pipeline.from_env(log_stream=sys.stderr)
+    try:
+        answer = explain_object(pipeline, storage_client(), args.object, args.generation, datetime.now(UTC))
+    except (ValueError, DagtriggerError) as exc:
+        print(f"why: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # google-cloud-storage's errors: say which call, never a stack trace
+        print(f"why: could not read {args.object}: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        return 2
+    print(dumps(answer) if args.json else text(answer))
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Account for every upload of an interval and send the missing ones; exit 1 when anything failed."""
+    import json
+    from datetime import UTC
+
+    from . import logs
+    from .accounting.interval import interval, parse_duration
+    from .accounting.sweep import SweepOptions
+    from .accounting.sweep import sweep as run_sweep
+    from .exceptions import DagtriggerError
+    from .gcs import storage_client
+    from .pipeline import Pipeline
+
+    now = datetime.now(UTC)
+    try:
+        window = interval(args.since, args.until, args.settle, now)
+        budget = parse_duration(args.budget).total_seconds()
+    except ValueError as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
+    pipeline = Pipeline.from_env(log_stream=sys.stderr)
+    options = SweepOptions(
+        interval=window,
+        routes=tuple(args.route) if args.route else None,
+        buckets=tuple(args.bucket or ()),
+        dry_run=args.dry_run,
+        budget_s=budget,
+        resume=not args.no_resume,
+    )
+    try:
+        summary = run_sweep(pipeline, options, storage_client(), now)
+    except DagtriggerError as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
+    document = summary.as_json()
+    severity = "WARNING" if document["missing"] or document["failed"] else "INFO"
+    logs.get_logger().log(
+        logging.getLevelName(severity), "sweep summary", extra={"outcome": "sweep", "details": {"sweep": document}}
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(document, out, ensure_ascii=False, indent=2)
+    for pair in summary.missing_pairs:
+        verb = "would send" if summary.dry_run else "missing"
+        print(f"{verb:<10} {pair['object']}  route {pair['route']}  run {pair['run_id']}")
+    for failure in summary.failures:
+        print(f"failed     {failure['object']}  route {failure['route']}: {failure['reason']}")
+    print(summary.text())
+    return 0 if summary.ok else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("--json", action="store_true", help="machine-readable output")
     ck.add_argument("--timeout", type=float, default=10.0, help="seconds per network call (default: %(default)g)")
+    ck.add_argument("--object", metavar="gs://BUCKET/NAME", help="also say what became of this upload (as `why`)")
     ck.set_defaults(run=check)
     sd = commands.add_parser(
         "send",
@@ -99,6 +177,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     send_arguments(sd)
     sd.set_defaults(run=send)
+    wy = commands.add_parser(
+        "why",
+        help="explain what became of one upload, route by route (the same settings as the function)",
+        description="Read the object's metadata, rebuild the event the function received for its upload, and say "
+        "for every route: matched or why not, the run id and the run's state, any dead letter, the batch member; "
+        "then one verdict per route: triggered, dead_lettered, ignored, pending or missing. Reads only. Exit 0 "
+        "whatever the verdict; 2 when Cloud Storage or Airflow cannot be read.",
+    )
+    wy.add_argument("object", help="gs://BUCKET/NAME")
+    wy.add_argument("--generation", help="that version of the object (default: the live one)")
+    wy.add_argument("--json", action="store_true", help="one JSON object: object, routes")
+    wy.set_defaults(run=why)
+    sw = commands.add_parser(
+        "sweep",
+        help="find uploads that never triggered their DAG and send them through the pipeline",
+        description="List the objects the storage routes cover (narrowed by bucket, prefix and glob), created in "
+        "the interval, and account for each (object version, route) pair: present (run or batch member), "
+        "dead-lettered (use replay), ignored, or missing. Missing ones are sent through the same pipeline as live "
+        "events (same run id, conf and batching; conf _event.via = sweep), so racing a redelivery or another sweep "
+        "still gives one run. Airflow's runs are read in pages, not per object. Exit 1 when anything failed.",
+    )
+    sw.add_argument("--since", required=True, help="DURATION before now (30s, 90m, 26h, 7d) or an ISO-8601 UTC time")
+    sw.add_argument("--until", help="DURATION before now or ISO-8601 UTC time (default: now)")
+    sw.add_argument("--route", action="append", help="only this route (repeatable)")
+    sw.add_argument(
+        "--bucket", action="append", help="bucket(s) to list for routes that name none (the DAG_ID shortcut)"
+    )
+    sw.add_argument("--settle", default="5m", help="leave objects younger than this to the live path (default: 5m)")
+    sw.add_argument("--budget", default="0", help="stop after this long and leave a cursor (default: 0 = no limit)")
+    sw.add_argument("--no-resume", action="store_true", help="ignore a cursor left by an earlier sweep")
+    sw.add_argument("--dry-run", action="store_true", help="report what is missing; trigger nothing")
+    sw.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
+    sw.set_defaults(run=sweep)
     return parser
 
 

@@ -94,3 +94,9 @@ class BadDeadLetter(DagtriggerError, ValueError):
     """A stored object is not a dead-letter record this code can read."""
 
     key = "dead-letter-invalid"
+
+
+class ObjectUnreadable(DagtriggerError, LookupError):
+    """``why``: the object (or that generation of it) does not exist or cannot be read."""
+
+    key = "object-unreadable"

@@ -181,15 +181,19 @@ class Pipeline:
         env = os.environ if env is None else env
         return cls.from_settings(settings_from_env(env), log_stream, clock, env)
 
-    def handle(self, event: Event) -> EventReport:
+    def handle(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it
-        arrived, ``event.delivery``).
+        arrived, ``event.delivery``). ``only``: the names of the routes to act on (``sweep`` sends an object only to
+        the routes it found missing); None for all.
 
         Raises BadEvent(403) for a webhook naming a DAG no route allows.
         """
         decision = route(event, self.rules)
         if decision.refused:
             raise BadEvent(decision.reason, 403)
+        if only is not None:
+            kept = tuple(t for t in decision.targets if t.name in only)
+            decision = replace(decision, targets=kept, reason=decision.reason or "none of the routes asked for")
         if not decision.targets:
             self._log(decision.severity, decision.reason, event, outcome=OutcomeKind.IGNORED.value)
             return EventReport(event, OutcomeKind.IGNORED, decision.reason)

@@ -190,3 +190,27 @@ def route(event: Event, rules: Rules) -> Decision:
     if requested is not None:
         return Decision((), f"DAG {requested!r} is not allowed for webhooks", "WARNING", refused=True)
     return Decision((), "matched no route: " + "; ".join(misses))
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Per route, why it takes a storage event or not (``why`` and ``sweep``): ``ignored`` is the built-in ignore rule
+    that drops the event for every route; else ``reasons[i]`` is None when route i takes it, or its first mismatch.
+    The same tests ``route`` applies, so the explanation never disagrees with what the function did."""
+
+    ignored: str | None
+    reasons: tuple[str | None, ...]
+
+
+def explain(event: Event, rules: Rules) -> Verdicts:
+    """Every route's verdict on a storage event (webhook-only checks do not apply to storage events)."""
+    ignored = _ignored(event, rules)
+    if ignored:
+        return Verdicts(f"ignored: {ignored}", tuple(f"ignored: {ignored}" for _ in rules.routes))
+    reasons = []
+    for candidate in rules.routes:
+        why = _route_failure(candidate, event)
+        if why is None and candidate.dag_id is None:
+            why = "no dag_id (this route only serves /dags/<dag_id> webhooks)"
+        reasons.append(why)
+    return Verdicts(None, tuple(reasons))

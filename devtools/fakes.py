@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,32 @@ class ServedFake:
         return self.server.url
 
 
+def runs_answer(seen: Seen, runs: dict[tuple[str, str], Any], lock: threading.Lock) -> Answer | None:
+    """GET …/dags/<dag>/dagRuns (a page: ``limit``, ``offset``, ordered by creation) or …/dagRuns/<run id> as
+    Airflow answers them, from ``runs`` keyed by (DAG id, run id) in creation order; None for any other request.
+    The time filters (``updated_at_gte``) are not applied: every run is recent here."""
+    if seen.method != "GET" or "/dagRuns" not in seen.path:
+        return None
+    parts = urlsplit(seen.path)
+    segments = parts.path.split("/")
+    at = segments.index("dagRuns")
+    dag_id = segments[at - 1]
+    if at + 1 < len(segments) and segments[at + 1]:
+        run_id = unquote(segments[at + 1])
+        with lock:
+            known = (dag_id, run_id) in runs
+        if not known:
+            return Answer(404, {"detail": "DAGRun not found"})
+        return Answer(200, {"dag_run_id": run_id, "dag_id": dag_id, "state": "queued"})
+    query = parse_qs(parts.query)
+    limit = min(int(query.get("limit", ["100"])[0]), 100)
+    offset = int(query.get("offset", ["0"])[0])
+    with lock:
+        ids = [run_id for (dag, run_id) in runs if dag == dag_id]
+    page = [{"dag_run_id": r, "dag_id": dag_id, "state": "queued"} for r in ids[offset : offset + limit]]
+    return Answer(200, {"dag_runs": page, "total_entries": len(ids)})
+
+
 class FakeAirflow(ServedFake):
     """Answers the trigger call like Airflow does (200, then 409 for a known run id) with a scriptable fault queue."""
 
@@ -151,6 +177,7 @@ class FakeAirflow(ServedFake):
         self.version = version
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.faults: list[Answer] = []
+        self.missing_dags: set[str] = set()  # POSTs to these DAGs answer 404 (an event that ends as a dead letter)
         self._lock = threading.Lock()
         self.server = FakeServer(self._answer)
 
@@ -162,10 +189,15 @@ class FakeAirflow(ServedFake):
         if path.endswith("/version"):
             ok = path.startswith(f"/api/{self.version}/")
             return Answer(200, {"version": "fake"}) if ok else Answer(404, {"detail": "Not Found"})
+        listed = runs_answer(seen, self.runs, self._lock)
+        if listed is not None:
+            return listed
         if seen.method == "POST" and path.endswith("/dagRuns"):
             dag_id = path.split("/")[-2]
             body = seen.json()
             key = (dag_id, body["dag_run_id"])
+            if dag_id in self.missing_dags:
+                return Answer(404, {"detail": f"DAG {dag_id} not found"})
             with self._lock:
                 if key in self.runs:
                     return Answer(409, {"detail": "already exists"})

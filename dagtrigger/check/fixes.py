@@ -38,6 +38,9 @@ class Symptom(Enum):
     PROBE_CREATED_RUN = "probe-created-run"
     UNEXPECTED = "unexpected-answer"
     TRIGGER_IN_FUTURE = "allow-trigger-in-future"
+    OBJECT_UNREADABLE = "object-unreadable"
+    OBJECT_MISSING = "object-missing"
+    OBJECT_DEAD_LETTERED = "object-dead-lettered"
 
 
 _COMPOSER_ROLE = (
@@ -191,6 +194,18 @@ FIXES: dict[Symptom, dict[str, str]] = {
     Symptom.TRIGGER_IN_FUTURE: {
         "*": "set [scheduler] allow_trigger_in_future = False (the default; Composer: Airflow configuration "
         "overrides) so that batch runs wait for their window to close, or move to Airflow 3 (run_after)",
+    },
+    Symptom.OBJECT_UNREADABLE: {
+        "*": "check the gs:// address; the identity running check needs storage.objects.get on the bucket "
+        "(roles/storage.objectViewer) and, for the dead letters, on DEAD_LETTER_URI",
+    },
+    Symptom.OBJECT_MISSING: {
+        "*": "the upload has no run, member or dead letter: `python -m dagtrigger sweep --since 26h` sends what is "
+        "missing (docs/accounting.md); `python -m dagtrigger why gs://…` explains one object",
+    },
+    Symptom.OBJECT_DEAD_LETTERED: {
+        "*": "the upload failed for good and was recorded: fix the cause, then `python -m dagtrigger replay "
+        "$DEAD_LETTER_URI` (docs/dead-letters.md)",
     },
 }
 

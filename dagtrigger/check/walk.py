@@ -1,7 +1,8 @@
 """The walk: the path an event takes, one named step after another; a ✗ that makes later steps meaningless stops it.
 
 Steps, in order: ``configuration`` → ``identity`` → ``reachable`` → ``api_version`` → ``authentication`` → for each
-DAG ``dag`` (exists, unpaused, healthy) and ``may_trigger`` → ``batch_start`` (batched routes only). Calls go
+DAG ``dag`` (exists, unpaused, healthy) and ``may_trigger`` → ``batch_start`` (batched routes only) → ``object``
+(with ``--object gs://…``: the ``why`` verdicts of one upload). Calls go
 through the function's own ``AirflowClient`` on a ``BoundedSession`` (no retries: a check reports, it does not
 persist). Tokens are never printed.
 """
@@ -50,9 +51,10 @@ def _json(response: requests.Response) -> dict[str, Any]:
 class _Check:
     """Runs the steps in order; a ✗ that makes later steps meaningless stops the walk."""
 
-    def __init__(self, env: Mapping[str, str], timeout_s: float) -> None:
+    def __init__(self, env: Mapping[str, str], timeout_s: float, object_uri: str | None = None) -> None:
         self.env = env
         self.timeout_s = timeout_s
+        self.object_uri = object_uri
         self.steps: list[Step] = []
         self.facts = Facts(timeout=timeout_s)
         self.session = BoundedSession(timeout_s, USER_AGENT)
@@ -78,6 +80,8 @@ class _Check:
                     self.dag(client, dag_id)
                 if any(r.batch is not None for r in rules.routes):
                     self.batch_start(client)
+                if self.object_uri:
+                    self.sample_object(settings, rules, client)
         return CheckReport(tuple(self.steps), settings.airflow_uri)
 
     def configuration(self) -> tuple[Settings | None, Rules | None]:
@@ -303,6 +307,37 @@ class _Check:
             detail = "probably: the configuration is not readable here (expose_config); the default False is right"
             self.add(name, Status.OK, detail)
 
+    def sample_object(self, settings: Settings, rules: Rules, client: AirflowClient) -> None:
+        """``--object gs://…``: what ``why`` says of one upload, with the function's routes and stores."""
+        from datetime import UTC, datetime
+
+        from ..accounting.why import why
+        from ..deadletter import DeadLetterStore
+        from ..gcs import storage_client
+        from ..pipeline import Pipeline
+
+        name = f"object {self.object_uri}"
+        assert self.object_uri is not None
+        try:
+            store = DeadLetterStore(settings.dead_letter_uri) if settings.dead_letter_uri else None
+            pipeline = Pipeline(settings, client, rules, dead_letters=store)
+            answer = why(pipeline, storage_client(), self.object_uri, None, datetime.now(UTC))
+        except (AirflowUnreachable, CredentialsUnavailable) as exc:
+            self.fail(name, str(exc), Symptom.CONNECTION_FAILED)
+            return
+        except Exception as exc:  # the object, the bucket or the dead letters cannot be read
+            self.fail(name, f"{type(exc).__name__}: {redact(str(exc))[:300]}", Symptom.OBJECT_UNREADABLE)
+            return
+        verdicts = [f"route {r['route']!r}: {r['verdict']}" for r in answer["routes"]]
+        detail = f"generation {answer['object']['generation']}: " + "; ".join(verdicts)
+        found = {r["verdict"] for r in answer["routes"]}
+        if "missing" in found:
+            self.add(name, Status.WARN, detail, Symptom.OBJECT_MISSING)
+        elif "dead_lettered" in found:
+            self.add(name, Status.WARN, detail, Symptom.OBJECT_DEAD_LETTERED)
+        else:
+            self.add(name, Status.OK, detail)
+
     def _client(self, settings: Settings, auth: Auth, version: str) -> AirflowClient:
         """The function's own client, but on a session without retries: a check reports, it does not persist."""
         return AirflowClient(
@@ -338,14 +373,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def run_check(env: Mapping[str, str], timeout_s: float = 10.0) -> CheckReport:
-    """Run every step against the configuration in ``env``; network calls are bounded by ``timeout_s`` each."""
-    return _Check(env, timeout_s).run()
+def run_check(env: Mapping[str, str], timeout_s: float = 10.0, object_uri: str | None = None) -> CheckReport:
+    """Run every step against the configuration in ``env``; network calls are bounded by ``timeout_s`` each.
+    ``object_uri``: also say what became of this upload (``why``)."""
+    return _Check(env, timeout_s, object_uri).run()
 
 
-def main(env: Mapping[str, str], as_json: bool, timeout_s: float) -> int:
+def main(env: Mapping[str, str], as_json: bool, timeout_s: float, object_uri: str | None = None) -> int:
     """Print the report (text or JSON) and return the exit code: 0 when no ✗ (warnings allowed), else 1."""
-    report = run_check(env, timeout_s)
+    report = run_check(env, timeout_s, object_uri)
     if as_json:
         print(redact(json.dumps(report.as_json(), indent=2, ensure_ascii=False)))
     else:

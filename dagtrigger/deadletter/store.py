@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .. import logs
 from ..clock import SYSTEM_CLOCK, Clock, utc
 from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, DeadLetterWriteError
 from ..gcs import HINTS, Deadline, client_and_retry, explain, location_uri
-from .naming import ENV_VAR, LOOKBACK_DAYS, _name, candidate_days, object_name, parse_name, parse_uri
+from .naming import ENV_VAR, LOOKBACK_DAYS, NameParts, _name, candidate_days, object_name, parse_name, parse_uri
 from .record import DeadLetter, check_outcome, is_replayed, matches, merge, with_replay
 
 PAGE_SIZE = 500
@@ -261,6 +261,51 @@ class DeadLetterStore:
                 found += 1
                 if limit is not None and found >= limit:
                     return
+
+    def keys(self, since: datetime, on_page: Callable[[], None] | None = None) -> Iterator[tuple[str, NameParts]]:
+        """Names of the records first recorded on ``since``'s day or later, without reading them (``sweep`` only needs
+        to know which (DAG, run id) pairs have one): one listing call per page; ``on_page`` is called per page.
+        Raises DeadLetterReadError when listing fails."""
+        try:
+            client, retry = self._storage()
+            head = f"{self.prefix}/" if self.prefix else ""
+            first_day = utc(since).date()
+            blobs = client.list_blobs(
+                self.bucket_name,
+                prefix=head or None,
+                start_offset=f"{head}{first_day:%Y/%m/%d}/",
+                page_size=self.page_size,
+                fields="items(name),nextPageToken",
+                timeout=self.timeout_s,
+                retry=retry.with_timeout(self.budget_s),
+            )
+            for page in blobs.pages:
+                if on_page is not None:
+                    on_page()
+                for blob in page:
+                    parts = parse_name(blob.name, self.prefix)
+                    if parts is not None and parts.day >= first_day:
+                        yield blob.name, parts
+        except DeadLetterError:
+            raise
+        except Exception as exc:
+            raise DeadLetterReadError(_explain("list", self.uri, exc)) from exc
+
+    def find(self, dag_id: str, run_id: str, days: Iterable[date]) -> tuple[str, DeadLetter] | None:
+        """The record of (DAG, run id) if one was first recorded on one of ``days`` (one GET per day tried), for
+        ``why``. Raises DeadLetterReadError when reading fails, BadDeadLetter when the object is not a record."""
+        deadline = Deadline(self.budget_s, self.timeout_s, self.clock)
+        for day in days:
+            name = _name(self.prefix, day, dag_id, run_id)
+            try:
+                stored = self._get(name, deadline)
+            except DeadLetterError:
+                raise
+            except Exception as exc:
+                raise DeadLetterReadError(_explain("read", self._where(name), exc)) from exc
+            if stored is not None:
+                return name, DeadLetter.from_json(stored.data)
+        return None
 
     def mark_replayed(self, name: str, outcome: str, reason: str, at: datetime | None = None) -> DeadLetter:
         """Append ``{"at", "outcome", "reason"}`` to the record's replays and rewrite it (never deleted, so the trail

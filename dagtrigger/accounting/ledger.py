@@ -1,0 +1,97 @@
+"""What Airflow, the dead letters and the batch members hold, read in bulk: a DAG's runs one page of 100 per call
+for the interval, the dead-letter names one listing page per call, each batch run's members one listing per run.
+
+Thread-safe: a sweep's workers share one ledger. Every call made is counted in ``Calls``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from ..airflow import AirflowClient, RunInfo
+from ..deadletter import DeadLetterStore
+from ..gcs import default_retry
+
+
+@dataclass
+class Calls:
+    """HTTP requests to Airflow (every attempt, retries included) and to Cloud Storage made by this command."""
+
+    airflow: int = 0
+    storage: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_storage(self, n: int = 1) -> None:
+        with self._lock:
+            self.storage += n
+
+    def add_airflow(self, n: int = 1) -> None:
+        with self._lock:
+            self.airflow += n
+
+    def count_airflow(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """A requests response hook: one call, plus the attempts urllib3 retried before this answer."""
+        retries = getattr(response.raw, "retries", None)
+        self.add_airflow(1 + len(getattr(retries, "history", ()) or ()))
+
+    def watch(self, client: AirflowClient) -> None:
+        """Count every request ``client`` makes from now on (its session is this process's Airflow session)."""
+        client.session.hooks.setdefault("response", []).append(self.count_airflow)
+
+
+class Ledger:
+    """The facts a sweep decides on. ``load_*`` read in bulk; the lookups are then in memory."""
+
+    def __init__(self, client: AirflowClient, storage: Any, calls: Calls) -> None:
+        self.client = client
+        self.storage = storage
+        self.calls = calls
+        self.runs: dict[str, dict[str, RunInfo]] = {}
+        self.dead_letters: dict[tuple[str, str], str] = {}
+        self._members: dict[tuple[str, str], frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def load_runs(self, dag_ids: Iterable[str], since: datetime) -> None:
+        """Every run of these DAGs created or changed since ``since`` (a run of an object created at or after
+        ``since`` cannot be older), page by page."""
+        for dag_id in sorted(set(dag_ids)):
+            self.runs[dag_id] = {run.run_id: run for run in self.client.list_runs(dag_id, since)}
+
+    def load_dead_letters(self, store: DeadLetterStore, since: datetime) -> None:
+        for name, parts in store.keys(since, on_page=self.calls.add_storage):
+            self.dead_letters[(parts.dag_id, parts.run_id)] = name
+
+    def run(self, dag_id: str, run_id: str) -> RunInfo | None:
+        return self.runs.get(dag_id, {}).get(run_id)
+
+    def dead_letter(self, dag_id: str, run_id: str) -> str | None:
+        return self.dead_letters.get((dag_id, run_id))
+
+    def members(self, bucket: str, prefix: str) -> frozenset[str]:
+        """The member objects of one batch run (one listing, then remembered)."""
+        key = (bucket, prefix)
+        with self._lock:
+            known = self._members.get(key)
+        if known is not None:
+            return known
+        blobs = self.storage.list_blobs(
+            bucket, prefix=prefix, fields="items(name),nextPageToken", retry=default_retry()
+        )
+        names: set[str] = set()
+        for page in blobs.pages:
+            self.calls.add_storage()
+            names.update(blob.name for blob in page)
+        found = frozenset(names)
+        with self._lock:
+            self._members[key] = found
+        return found
+
+    def forget_members(self, bucket: str, prefix: str) -> None:
+        with self._lock:
+            self._members.pop((bucket, prefix), None)
