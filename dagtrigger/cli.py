@@ -67,8 +67,6 @@ def send(args: argparse.Namespace) -> int:
 def why(args: argparse.Namespace) -> int:
     """Explain one upload route by route; exit 0 whatever the verdict, 2 when Cloud Storage or Airflow cannot be
     read."""
-    from datetime import UTC
-
     from .accounting.why import dumps, text
     from .accounting.why import why as explain_object
     from .exceptions import DagtriggerError
@@ -77,7 +75,7 @@ def why(args: argparse.Namespace) -> int:
 
     pipeline = Pipeline.from_env(log_stream=sys.stderr)
     try:
-        answer = explain_object(pipeline, storage_client(), args.object, args.generation, datetime.now(UTC))
+        answer = explain_object(pipeline, storage_client(), args.object, args.generation)
     except (ValueError, DagtriggerError) as exc:
         print(f"why: {exc}", file=sys.stderr)
         return 2
@@ -91,7 +89,6 @@ def why(args: argparse.Namespace) -> int:
 def sweep(args: argparse.Namespace) -> int:
     """Account for every upload of an interval and send the missing ones; exit 1 when anything failed."""
     import json
-    from datetime import UTC
 
     from . import logs
     from .accounting.interval import interval, parse_duration
@@ -101,14 +98,14 @@ def sweep(args: argparse.Namespace) -> int:
     from .gcs import storage_client
     from .pipeline import Pipeline
 
-    now = datetime.now(UTC)
+    pipeline = Pipeline.from_env(log_stream=sys.stderr)
+    now = pipeline.clock.now()
     try:
         window = interval(args.since, args.until, args.settle, now)
         budget = parse_duration(args.budget).total_seconds()
     except ValueError as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
-    pipeline = Pipeline.from_env(log_stream=sys.stderr)
     options = SweepOptions(
         interval=window,
         routes=tuple(args.route) if args.route else None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..clock import SYSTEM_CLOCK, Clock, parse_utc
+from ..clock import Clock, parse_utc
 from ..conf import documents
 from ..deadletter import DeadLetterStore, utc_iso
 from ..events import Event
@@ -232,18 +232,19 @@ def _member_folder(route: Any, run_id: str) -> tuple[str, str]:
 
 
 def sweep(
-    pipeline: Pipeline, options: SweepOptions, storage: Any, now: datetime, clock: Clock = SYSTEM_CLOCK
+    pipeline: Pipeline, options: SweepOptions, storage: Any, now: datetime | None = None, clock: Clock | None = None
 ) -> Summary:
     """Run one sweep with the function's own pipeline (settings, routes, Airflow client, dead-letter store).
 
-    ``storage``: a google-cloud-storage client. Raises AirflowUnreachable / CredentialsUnavailable when Airflow's
+    ``storage``: a google-cloud-storage client; ``now`` and ``clock`` (the time budget): the pipeline's clock unless
+    given. Raises AirflowUnreachable / CredentialsUnavailable when Airflow's
     runs cannot be read, DeadLetterReadError when the dead letters cannot be listed."""
     store = pipeline.dead_letters
     cursors = None
     if pipeline.settings.dead_letter_uri:
         scope = "all" if options.routes is None else "+".join(sorted(options.routes))
         cursors = CursorStore(pipeline.settings.dead_letter_uri, scope, storage, lambda: None)
-    runner = _Sweep(pipeline, options, storage, now, clock)
+    runner = _Sweep(pipeline, options, storage, now or pipeline.clock.now(), clock or pipeline.clock)
     if cursors is not None:
         cursors.on_call = runner.calls.add_storage
     pipeline.client.api_version()

@@ -112,9 +112,12 @@ def _member(storage: Any, expectation: Expectation, run: RunInfo | None, now: da
     }
 
 
-def why(pipeline: Pipeline, storage: Any, uri: str, generation: str | None, now: datetime) -> dict[str, Any]:
+def why(
+    pipeline: Pipeline, storage: Any, uri: str, generation: str | None, now: datetime | None = None
+) -> dict[str, Any]:
     """The answer for one object as JSON (``object`` and ``routes``). Raises ObjectUnreadable, ValueError (a bad URI),
     AirflowUnreachable / CredentialsUnavailable, DeadLetterReadError."""
+    now = now or pipeline.clock.now()
     bucket, name = parse_object_uri(uri)
     resource = read_object(storage, bucket, name, generation)
     event = finalized_event(resource, via="why")

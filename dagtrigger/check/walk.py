@@ -309,8 +309,6 @@ class _Check:
 
     def sample_object(self, settings: Settings, rules: Rules, client: AirflowClient) -> None:
         """``--object gs://…``: what ``why`` says of one upload, with the function's routes and stores."""
-        from datetime import UTC, datetime
-
         from ..accounting.why import why
         from ..deadletter import DeadLetterStore
         from ..gcs import storage_client
@@ -321,7 +319,7 @@ class _Check:
         try:
             store = DeadLetterStore(settings.dead_letter_uri) if settings.dead_letter_uri else None
             pipeline = Pipeline(settings, client, rules, dead_letters=store)
-            answer = why(pipeline, storage_client(), self.object_uri, None, datetime.now(UTC))
+            answer = why(pipeline, storage_client(), self.object_uri, None)
         except (AirflowUnreachable, CredentialsUnavailable) as exc:
             self.fail(name, str(exc), Symptom.CONNECTION_FAILED)
             return
