@@ -1,5 +1,5 @@
-"""Operator commands: ``python -m dagtrigger replay|check|send|why|sweep``. They reuse the pipeline, never a copy
-of it."""
+"""Operator commands: ``dagtrigger replay|check|send|why|sweep`` (or ``python -m dagtrigger …``). They reuse the
+pipeline, never a copy of it."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def sweep(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     from .send import add_arguments as send_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m dagtrigger", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dagtrigger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     rp = commands.add_parser(
         "replay",

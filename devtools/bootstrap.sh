@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the function's venv in .venv with requirements-dev.txt and the package itself (pip install -e .).
-# Sourced by run-local.sh and run-tests.sh. Reinstalls only when the requirement files or pyproject.toml change;
-# pip's download cache is reused between runs.
+# It also installs the `dagtrigger` operator command (pyproject's [project.scripts]) into .venv/bin. Sourced by
+# run-local.sh, run-tests.sh and run-load.sh. Reinstalls only when the requirement files or pyproject.toml change.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
@@ -18,6 +18,7 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$want" 
   if ! out="$("$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$repo" 2>&1)"; then
     echo "$out" >&2; echo "error: pip install -e . into .venv failed" >&2; exit 1
   fi
+  [[ -x "$venv/bin/dagtrigger" ]] || { echo "error: pip install -e . did not install the dagtrigger command" >&2; exit 1; }
   "$venv/bin/python" -c "import functions_framework, google.auth, requests, cloudevents, hypothesis" \
     || { echo "error: installing requirements-dev.txt into .venv failed" >&2; exit 1; }
   echo "$want" > "$stamp"

@@ -13,7 +13,9 @@ if have_server; then
   exit 0
 fi
 if [[ "$(id -u)" != "0" ]]; then
-  echo "error: PostgreSQL is not installed; run: sudo apt-get install -y postgresql (or set PG_BINDIR)" >&2
+  echo "error: PostgreSQL's server binaries are not installed; run: sudo apt-get install -y postgresql" >&2
+  echo "  (it also starts a 'main' cluster on port 5432 that this project does not use: each run starts its own;" >&2
+  echo "  sudo pg_dropcluster --stop <version> main removes it), or set PG_BINDIR to a directory holding initdb" >&2
   exit 1
 fi
 echo "==> installing PostgreSQL (Debian's postgresql package; no cluster is created or started)" >&2

@@ -85,7 +85,11 @@ def summary(results: Sequence[Result]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    results = run_steps(steps(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    results = run_steps(steps(args))
     print(summary(results), file=sys.stderr, flush=True)
     return 0 if all(result.passed for result in results) else 1
 

@@ -48,7 +48,9 @@ SET_UP_COMMANDS = ("bash devtools/run-local.sh", "bash devtools/run-tests.sh")
 # Their path arguments are still checked.
 EXTERNAL = frozenset({"gcloud", "terraform", "pip", "cp", "openssl", "curl"})
 # Top-level packages of this repository: `python -m` on these is checked against their --help.
-REPO_MODULES = frozenset({"dagtrigger", "devtools", "bench", "tests"})
+REPO_MODULES = frozenset({"dagtrigger", "devtools", "bench", "loadtest", "tests"})
+# Console scripts of pyproject.toml's [project.scripts] -> the module they run (checked like `python -m MODULE`).
+CONSOLE_SCRIPTS = {"dagtrigger": "dagtrigger"}
 SHELL_OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "&"})
 MARKDOWN = MarkdownIt("commonmark")
 
@@ -183,6 +185,9 @@ def _check_command(words: list[str], cwd: Path, fake_bin: Path) -> Path:
             _check_python_module(module, rest)
         else:
             _check_paths(rest, cwd)
+        return cwd
+    if program in CONSOLE_SCRIPTS:
+        _check_python_module(CONSOLE_SCRIPTS[program], args)
         return cwd
     if program == "bash":
         program, args = args[0], args[1:]
