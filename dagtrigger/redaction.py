@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Collection
 
 MASK = "***"
 _MIN_SECRET_CHARS = 4
@@ -39,13 +40,19 @@ def remember(value: str) -> None:
             _known = _known | {value}
 
 
-def redact(text: str) -> str:
-    """``text`` with credentials and every remembered secret replaced by ``***``."""
-    for secret in sorted(_known, key=len, reverse=True):
+def redact(text: str, *, public: Collection[str] = (), patterns: bool = True) -> str:
+    """``text`` with every remembered secret replaced by ``***``, and with ``patterns`` the credentials we never held.
+
+    ``public`` names values that are identifiers, not secrets (a user name), even where a secret has the same value
+    (a local ``viewer``/``viewer`` login): they stay readable. Our own advice (``check``'s fix texts) is redacted
+    without ``patterns``: a sentence such as "wrong user or password: check AIRFLOW_USERNAME" is no credential, and
+    the outside values filled into it are redacted with them before."""
+    for secret in sorted(_known - set(public), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    if patterns:
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
     return text
 
 

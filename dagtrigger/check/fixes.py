@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
+from ..redaction import redact
+
 
 class Symptom(Enum):
     """What the user sees; the key of ``FIXES``."""
@@ -227,7 +229,13 @@ class Facts:
 def fix_for(symptom: Symptom, facts: Facts) -> str:
     """The fix text for a symptom under this auth mode, with the facts filled in."""
     table = FIXES[symptom]
-    return (table.get(facts.auth) or table["*"]).format(**asdict(facts))
+    # What came from outside (a redirect's location, the URI) is redacted here, with patterns; the advice around it
+    # is printed as written (see redaction.redact).
+    values = {
+        name: redact(value, public=(facts.user,)) if isinstance(value, str) and name != "user" else value
+        for name, value in asdict(facts).items()
+    }
+    return (table.get(facts.auth) or table["*"]).format(**values)
 
 
 def with_facts(facts: Facts, **changes: Any) -> Facts:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from ..redaction import redact
 from .fixes import Symptom
 
 
@@ -65,6 +66,16 @@ class CheckReport:
 
     def render(self) -> str:
         return "\n".join([*(s.render() for s in self.steps), self.summary()])
+
+    def redacted(self, user: str = "") -> CheckReport:
+        """The report as printed: details (they quote Airflow's answers) fully redacted, fix texts (our advice, its
+        outside values redacted when it was written) only of known secrets; the Airflow ``user`` name stays readable."""
+        public = (user,) if user else ()
+        steps = tuple(
+            replace(s, detail=redact(s.detail, public=public), fix=redact(s.fix, public=public, patterns=False))
+            for s in self.steps
+        )
+        return replace(self, steps=steps, airflow_uri=redact(self.airflow_uri, public=public))
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "airflow_uri": self.airflow_uri, "steps": [s.as_json() for s in self.steps]}

@@ -21,7 +21,6 @@ from ..airflow import short_message as airflow_message
 from ..auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
 from ..clock import SYSTEM_CLOCK
 from ..exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
-from ..redaction import redact
 from ..rules import Rules, load_rules, single_route
 from ..settings import Settings, settings_from_env
 from .classify import PROBE_BODY, classify_denial, classify_exception, classify_probe, dag_state_symptoms, dags_to_check
@@ -379,11 +378,11 @@ def run_check(env: Mapping[str, str], timeout_s: float = 10.0, object_uri: str |
 
 def main(env: Mapping[str, str], as_json: bool, timeout_s: float, object_uri: str | None = None) -> int:
     """Print the report (text or JSON) and return the exit code: 0 when no ✗ (warnings allowed), else 1."""
-    report = run_check(env, timeout_s, object_uri)
+    report = run_check(env, timeout_s, object_uri).redacted(user=env.get("AIRFLOW_USERNAME", ""))
     if as_json:
-        print(redact(json.dumps(report.as_json(), indent=2, ensure_ascii=False)))
+        print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
         if report.airflow_uri:
-            print(redact(f"dagtrigger check — {report.airflow_uri}"))
-        print(redact(report.render()))
+            print(f"dagtrigger check — {report.airflow_uri}")
+        print(report.render())
     return report.exit_code

@@ -437,3 +437,50 @@ def test_id_token_identity_names_the_account_and_the_audience(tmp_path: Path, me
     assert f"✓ identity: service account {metadata.email} (an ID token for audience 123-iap" in result.stdout
     (header,) = sent
     assert header.startswith("Bearer ") and header.split(" ", 1)[1] not in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- the printed report: advice intact
+
+
+def _printed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], handler: Any, **extra: str) -> str:
+    with FakeServer(handler) as fake:
+        for key, value in env(fake.url, **extra).items():
+            monkeypatch.setenv(key, value)
+        cli.main(["check", "--timeout", "2"])
+    return capsys.readouterr().out
+
+
+def test_fix_texts_are_printed_unmangled_while_the_password_stays_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redaction masks secrets, not advice: 'wrong user or password: check AIRFLOW_USERNAME' and the user name in
+    'airflow users add-role -u viewer' came out as '***' (the prose matched a password pattern; the user name equals
+    its local password)."""
+    problem = Answer(403, AIRFLOW2_FORBIDDEN, headers={"Content-Type": "application/problem+json"})
+
+    def denied(seen: Seen) -> Answer:
+        if seen.method == "POST":
+            return problem
+        return airflow_like("v1")(seen)
+
+    creds = {
+        "AIRFLOW_AUTH": "basic",
+        "AIRFLOW_USERNAME": "viewer",
+        "AIRFLOW_PASSWORD": "viewer",
+        "AIRFLOW_API_VERSION": "v1",
+    }
+    out = _printed(monkeypatch, capsys, denied, **creds)
+    assert "airflow users add-role -u viewer -r Op" in out, out
+
+    rejected = _printed(
+        monkeypatch, capsys, lambda seen: Answer(403, "", headers={"Content-Type": "application/problem+json"}), **creds
+    )
+    assert "wrong user or password: check AIRFLOW_USERNAME ('viewer')" in rejected, rejected
+
+    secret = "s3cret-password-value"
+    leaked = {**creds, "AIRFLOW_PASSWORD": secret}
+    echo = Answer(
+        403, {"detail": f"bad password: {secret}", "password": secret}, headers={"Content-Type": "application/json"}
+    )
+    out = _printed(monkeypatch, capsys, lambda seen: echo, **leaked)
+    assert secret not in out
