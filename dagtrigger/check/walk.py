@@ -21,6 +21,7 @@ from ..airflow import short_message as airflow_message
 from ..auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
 from ..clock import SYSTEM_CLOCK
 from ..exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
+from ..redaction import redact
 from ..rules import Rules, load_rules, single_route
 from ..settings import Settings, settings_from_env
 from .classify import PROBE_BODY, classify_denial, classify_exception, classify_probe, dag_state_symptoms, dags_to_check
