@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
+from .exceptions import ConfigError
 from .redaction import redact
 
 MAX_PREFIX_BYTES = 500  # object names are ≤ 1,024 bytes: room for what callers add under the prefix
@@ -27,6 +28,21 @@ _client: Any = None
 _lock = threading.Lock()
 
 
+def bucket_problem(name: str) -> str | None:
+    """Why ``name`` is not a Cloud Storage bucket name, or None: the one bucket rule for settings, routes and events."""
+    if not _BUCKET.fullmatch(name) or ".." in name or any(len(part) > 63 for part in name.split(".")):
+        return f"{name[:100]!r} is not a bucket name (3-63 lowercase letters, digits, '-', '_' or '.')"
+    return None
+
+
+def parse_setting(variable: str, uri: str, example: str) -> tuple[str, str]:
+    """``parse_location`` for a setting: ConfigError naming the variable, with a good example."""
+    try:
+        return parse_location(uri)
+    except ValueError as exc:
+        raise ConfigError(f"{variable}: {exc} (example: {variable}={example})") from None
+
+
 def parse_location(uri: str) -> tuple[str, str]:
     """``gs://bucket/prefix`` → (bucket, prefix without slashes at either end; "" for the bucket root).
 
@@ -37,8 +53,9 @@ def parse_location(uri: str) -> tuple[str, str]:
     if not value.startswith("gs://"):
         raise ValueError(f"{value[:100]!r} must start with gs://")
     bucket, _, prefix = value[len("gs://") :].partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket or any(len(part) > 63 for part in bucket.split(".")):
-        raise ValueError(f"{bucket[:100]!r} is not a bucket name (3-63 lowercase letters, digits, '-', '_' or '.')")
+    problem = bucket_problem(bucket)
+    if problem:
+        raise ValueError(problem)
     prefix = prefix.strip("/")
     if prefix and any(segment in ("", ".", "..") for segment in prefix.split("/")):
         raise ValueError("the prefix must not contain empty, '.' or '..' segments")

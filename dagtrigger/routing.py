@@ -175,8 +175,7 @@ def route(event: Event, rules: Rules) -> Decision:
         if why is None and proven is not None and candidate.name not in proven:
             why = "the request's signature is not one of this route's secrets"
         if why is None and requested is not None:
-            allowed = requested in candidate.allow_dags or (rules.source == "DAG_ID" and requested == candidate.dag_id)
-            why = None if allowed else f"DAG {requested!r} is not in allow_dags"
+            why = None if rules.allows_dag(candidate, requested) else f"DAG {requested!r} is not in allow_dags"
         if why is None:
             dag_id = requested or candidate.dag_id
             if dag_id is None:

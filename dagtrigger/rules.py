@@ -16,6 +16,7 @@ from typing import Any
 
 from .batch import BatchSpec, parse_batch
 from .exceptions import ConfigError
+from .gcs import bucket_problem
 from .redaction import Secret
 from .settings import STORAGE_ACTIONS, is_dag_id, webhook_secret
 from .signature import SCHEMES
@@ -23,7 +24,6 @@ from .templates import Expression, TextTemplate
 
 KINDS = ("storage", "pubsub", "webhook")
 ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # fullmatch
 DEFAULT_TEMPORARY = (
     "**/_temporary/**",
     "_temporary/**",
@@ -153,6 +153,11 @@ class Route:
     shares_dag: bool = False  # another route targets the same DAG: the route name joins the run-id identity
     batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch.py
 
+    @property
+    def takes_webhooks(self) -> bool:
+        """Whether webhooks can reach this route at all (no kind named, or ``webhook`` among them)."""
+        return not self.match.kinds or "webhook" in self.match.kinds
+
 
 @dataclass(frozen=True)
 class Ignore:
@@ -161,11 +166,27 @@ class Ignore:
     metadata_key: str = IGNORE_METADATA_KEY
 
 
+SINGLE_ROUTE_SOURCE = "DAG_ID"  # Rules.source of the one-route shortcut (no ROUTES_FILE)
+
+
 @dataclass(frozen=True)
 class Rules:
     routes: tuple[Route, ...]
     ignore: Ignore = field(default_factory=Ignore)
-    source: str = "DAG_ID"
+    source: str = SINGLE_ROUTE_SOURCE  # where the rules came from: the routing file's name, or DAG_ID
+
+    @property
+    def single(self) -> bool:
+        """The ``DAG_ID`` shortcut: its one route serves ``/dags/<DAG_ID>`` webhooks without an allow list."""
+        return self.source == SINGLE_ROUTE_SOURCE
+
+    @property
+    def webhook_routes(self) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.takes_webhooks)
+
+    def allows_dag(self, route: Route, dag_id: str) -> bool:
+        """Whether a webhook at ``/dags/<dag_id>`` may trigger ``dag_id`` through ``route``."""
+        return dag_id in route.allow_dags or (self.single and dag_id == route.dag_id)
 
 
 class _Reader:
@@ -356,8 +377,9 @@ class _Reader:
     def buckets(self, value: Any, path: str) -> tuple[str, ...]:
         names = self.strings(value, path)
         for name in names:
-            if not BUCKET_NAME.fullmatch(name):
-                raise self.error(path, f"{name!r} is not a bucket name")
+            problem = bucket_problem(name)
+            if problem:
+                raise self.error(path, problem)
         return names
 
     def ignore(self, value: Any) -> Ignore:
@@ -425,4 +447,4 @@ def load_rules(path: str, env: Mapping[str, str] | None = None) -> Rules:
 def single_route(dag_id: str, actions: frozenset[str]) -> Rules:
     """The ``DAG_ID`` shortcut: every storage action in STORAGE_EVENT_TYPES, every message and webhook."""
     match = Match(actions=tuple(sorted(actions)))
-    return Rules((Route(name="default", dag_id=dag_id, match=match),))
+    return Rules((Route(name="default", dag_id=dag_id, match=match),), source=SINGLE_ROUTE_SOURCE)

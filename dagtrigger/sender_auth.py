@@ -27,17 +27,16 @@ _CERTS_TTL_S = 3600.0
 _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
-def _takes_webhooks(route: Route, path: str, dag: str | None, single: bool) -> bool:
+def _takes_webhooks(rules: Rules, route: Route, path: str, dag: str | None) -> bool:
     """Could this route serve a webhook at ``path``? (Only what the path decides; the body is not read yet.)"""
-    match = route.match
-    if match.kinds and "webhook" not in match.kinds:
+    if not route.takes_webhooks:
         return False
-    if match.path is not None and match.path.failure(path, "path") is not None:
+    if route.match.path is not None and route.match.path.failure(path, "path") is not None:
         return False
     if dag is not None:
         if route.webhook.scheme == STANDARD:  # the URL is not signed: it must not choose the DAG
             return False
-        return dag in route.allow_dags or (single and dag == route.dag_id)
+        return rules.allows_dag(route, dag)
     return True
 
 
@@ -49,8 +48,7 @@ def check_webhook_config(settings: Settings, rules: Rules) -> None:
     """For the webhook entry point: fail start-up when a route would take webhooks that nothing authenticates."""
     if settings.webhook_auth == "cloud-run-iam":
         return
-    takes = [r for r in rules.routes if not r.match.kinds or "webhook" in r.match.kinds]
-    open_routes = [r.name for r in takes if not _secrets_of(r, settings)]
+    open_routes = [r.name for r in rules.webhook_routes if not _secrets_of(r, settings)]
     if open_routes:
         raise ConfigError(
             f"WEBHOOK_HMAC_SECRET: route(s) {', '.join(open_routes)} take webhooks but have no secret; map one from "
@@ -74,8 +72,7 @@ def authenticate_webhook(
     if settings.webhook_auth == "cloud-run-iam":
         return None
     dag = requested_dag(request.path)
-    single = rules.source == "DAG_ID"
-    candidates = [r for r in rules.routes if _takes_webhooks(r, request.path, dag, single)]
+    candidates = [r for r in rules.routes if _takes_webhooks(rules, r, request.path, dag)]
     standard = signature.standard_headers(headers)
     if standard is not None:
         routes = [r for r in candidates if r.webhook.scheme == STANDARD]

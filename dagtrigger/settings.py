@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigError
+from .gcs import parse_setting
 from .redaction import Secret
 
 __all__ = ["Secret", "Settings", "settings_from_env"]
@@ -29,7 +30,6 @@ REMOVED = {
 
 # Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit; always used with fullmatch.
 DAG_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")
-GS_URI_PATTERN = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\x00-\x1f\x7f]*)?")
 
 
 def is_dag_id(value: object) -> bool:
@@ -223,8 +223,7 @@ def _gs_uri(env: Mapping[str, str]) -> str | None:
     raw = env.get("DEAD_LETTER_URI", "").strip()
     if not raw:
         return None
-    if not GS_URI_PATTERN.fullmatch(raw):
-        raise _bad("DEAD_LETTER_URI", f"{raw!r} is not gs://bucket or gs://bucket/prefix")
+    parse_setting("DEAD_LETTER_URI", raw, _EXAMPLES["DEAD_LETTER_URI"])  # the store's own rule, checked now
     return raw
 
 

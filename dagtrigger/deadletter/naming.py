@@ -12,8 +12,7 @@ from datetime import date, timedelta
 from urllib.parse import quote, unquote
 
 from ..clock import parse_utc
-from ..exceptions import ConfigError
-from ..gcs import parse_location
+from ..gcs import parse_setting
 from .record import DeadLetter, _sort_time
 
 ENV_VAR = "DEAD_LETTER_URI"
@@ -25,10 +24,7 @@ _DAY = re.compile(r"^\d{4}/\d{2}/\d{2}$")
 
 def parse_uri(uri: str) -> tuple[str, str]:
     """``DEAD_LETTER_URI`` → (bucket, prefix); ConfigError naming the variable with a good example."""
-    try:
-        return parse_location(uri)
-    except ValueError as exc:
-        raise ConfigError(f"{ENV_VAR}: {exc} (example: {ENV_VAR}={EXAMPLE_URI})") from None
+    return parse_setting(ENV_VAR, uri, EXAMPLE_URI)
 
 
 @dataclass(frozen=True)
