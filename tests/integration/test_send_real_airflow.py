@@ -55,11 +55,15 @@ def test_storage_event_creates_one_run_and_a_resend_of_the_same_version_none(
     argv = ["send", "storage", "--url", event_function.url, "--bucket", "landing", "--name", name,
             "--generation", "1764000000000042"]  # fmt: skip
     assert cli.main(argv) == 0
-    assert "HTTP 200" in capsys.readouterr().out
+    first = capsys.readouterr().out
     (run,) = runs_where(airflow, lambda conf: conf.get("name") == name)
     assert run["conf"]["bucket"] == "landing" and run["conf"]["generation"] == "1764000000000042"
     assert run["conf"]["contentType"] == "text/csv" and run["state"] == "queued"
+    # send prints the function's answer: the outcome and the run id, not only "HTTP 200 OK"
+    assert "HTTP 200" in first and '"outcome": "done"' in first and run["dag_run_id"] in first, first
     assert cli.main(argv) == 0  # same object version again: Airflow 409, acknowledged as a duplicate
+    again = capsys.readouterr().out
+    assert '"outcome": "duplicate"' in again and run["dag_run_id"] in again, again
     assert len(runs_where(airflow, lambda conf: conf.get("name") == name)) == 1
     outcomes = [e["outcome"] for e in event_function.logs() if e.get("run_id") == run["dag_run_id"]]
     assert outcomes[-2:] == ["done", "duplicate"]

@@ -68,3 +68,15 @@ def test_secrets_do_not_show_in_repr() -> None:
     assert settings.password == "s3cret-pass"
     assert settings.secrets() == ("s3cret-pass",)
     assert repr(Secret("abc")) == "Secret('***')"
+
+
+def test_a_bad_dead_letter_bucket_gets_the_message_replay_gives() -> None:
+    """One rule, one message: the function's start-up and `dagtrigger replay` name the same problem."""
+    from dagtrigger.gcs import parse_location
+
+    with pytest.raises(ValueError) as replayed:
+        parse_location("gs://ab/dead-letters")
+    with pytest.raises(ConfigError) as started:
+        settings_from_env({"AIRFLOW_URI": "http://airflow", "DAG_ID": "d", "DEAD_LETTER_URI": "gs://ab/dead-letters"})
+    assert str(replayed.value) in str(started.value)
+    assert "3-63 lowercase letters" in str(started.value)
