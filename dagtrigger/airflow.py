@@ -171,9 +171,13 @@ class TriggerCall:
     conf: dict[str, Any]
     note: str | None = None
     # Batch windows (batch.py): the earliest start. Airflow 3 gets run_after (its scheduler starts a queued run once
-    # run_after <= now); Airflow 2 gets logical_date, a future one waiting while allow_trigger_in_future is False.
+    # run_after <= now); Airflow 2 gets a logical date from logical_dates, a future one waiting while
+    # allow_trigger_in_future is False.
     run_after: datetime | None = None
-    logical_date: datetime | None = None  # Airflow 2 only; Airflow 3 keeps null (no logical-date collisions)
+    # Airflow 2 only (Airflow 3 sends null: no logical-date collisions): the logical dates this run may take, in the
+    # order to try (a batch window's). Empty: Airflow's now(), then dates of our own while another run holds it
+    # (trigger.py).
+    logical_dates: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,16 +307,18 @@ class AirflowClient:
     def dag_runs_url(self, dag_id: str, version: str | None = None) -> str:
         return f"{self.base_url}/api/{version or self.api_version()}/dags/{quote(dag_id, safe='')}/dagRuns"
 
-    def trigger(self, call: TriggerCall) -> AirflowReply:
-        """POST one DAG run. Raises AirflowUnreachable when no answer came within the retry budget."""
+    def trigger(self, call: TriggerCall, logical_date: datetime | None = None) -> AirflowReply:
+        """POST one DAG run, on Airflow 2 with ``logical_date`` (None: Airflow's now()). A 409 is Airflow's answer
+        as is: what it proves is trigger.py's to find out. Raises AirflowUnreachable when no answer came within the
+        retry budget."""
         version = self.api_version()
         body: dict[str, Any] = {"dag_run_id": call.run_id, "conf": call.conf}
         if version == "v2":
             body["logical_date"] = None  # v2 requires the field; null avoids logical-date collisions.
             if call.run_after is not None:
                 body["run_after"] = _iso(call.run_after)
-        elif call.logical_date is not None:
-            body["logical_date"] = _iso(call.logical_date)
+        elif logical_date is not None:
+            body["logical_date"] = _iso(logical_date)
         if call.note:
             body["note"] = call.note
         response = self._send("POST", self.dag_runs_url(call.dag_id, version), json=body)

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from .clock import SYSTEM_CLOCK, Clock, parse_utc, utc
 from .exceptions import ConfigError, DagtriggerError
 from .gcs import location_uri, parse_location
-from .run_id import digest, squash
+from .run_id import digest, logical_dates, squash
 from .templates import Expression
 
 WINDOW_MAX_S = 86_400
@@ -35,8 +35,6 @@ FUTURE_SKEW_S = 300
 # runs on another machine, whose clock may be slightly ahead of ours.
 CLOCK_MARGIN_S = 2.0
 GROUP_MAX_CHARS = 1024
-OFFSET_SLOTS = 1_000_000  # microseconds in a second: Airflow stores logical dates to the microsecond
-MAX_OFFSET_PROBES = 16
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -192,15 +190,10 @@ def batch_run_id(route: str, group: str, window: Window) -> str:
 
 
 def v1_logical_dates(route: str, group: str, window: Window) -> Iterator[datetime]:
-    """Airflow 2 logical dates for this run, in the order to try: window end plus an offset below one second.
-
-    Airflow 2 keeps logical dates unique per DAG, so two groups (or routes) of one window must not share one: the
-    offset is a hash of (route, group, attempt). Hashing 10,000 groups into 10^6 microseconds cannot avoid every
-    collision (the birthday bound predicts ~50), so a taken date is detected (409 while our run id does not exist)
-    and the next candidate is tried; the first candidate does not depend on the window, so it stays stable."""
-    for attempt in range(MAX_OFFSET_PROBES):
-        offset = int(digest("offset", route, group, attempt, chars=15), 16) % OFFSET_SLOTS
-        yield window.end + timedelta(microseconds=offset)
+    """Airflow 2 logical dates for this run, in the order to try: window end plus an offset below one second, keyed
+    by (route, group), so two groups (or routes) of one window do not share one; the offsets do not depend on the
+    window, so they stay stable (run_id.logical_dates; trigger.py tries the next one while a 409 is not ours)."""
+    return logical_dates(window.end, route, group)
 
 
 def members_prefix(spec: BatchSpec, dag_id: str, run_id: str) -> str:

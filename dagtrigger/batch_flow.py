@@ -74,7 +74,7 @@ class Batcher:
         self.flights: SingleFlight[tuple[str, str], Outcome] = SingleFlight(lambda o: o.kind in _CREATED)
         self.started: SingleFlight[tuple[str, str], bool] = SingleFlight(bool)
         self.states: FreshRead[tuple[str, str], str | None] = FreshRead(clock=clock)
-        self.posts = 0  # trigger POSTs this process made for batches (retries inside one POST not counted)
+        self.posts = 0  # trigger calls this process made for batches (retries, re-dated attempts not counted)
         self._posts_lock = threading.Lock()
 
     def handle(self, event: Event, target: Target, manifest: Any = None, docs: EventDocuments | None = None) -> Placed:
@@ -166,23 +166,12 @@ class Batcher:
         refused = refuse_conf(conf, self.max_conf_bytes, sender_fault=False)  # the route's templates made it
         if refused is not None:
             return refused
-        call = TriggerCall(target.dag_id, placement.run_id, conf, note, run_after=placement.window.end)
-        try:
-            version = self.client.api_version()
-        except (AirflowUnreachable, CredentialsUnavailable) as exc:
-            return Outcome(OutcomeKind.RETRY, f"Airflow unreachable: {exc}")
-        if version == "v2":
-            return self._post(call)
-        for logical_date in v1_logical_dates(route.name, placement.group, placement.window):
-            outcome = self._post(TriggerCall(**{**call.__dict__, "run_after": None, "logical_date": logical_date}))
-            if outcome.kind is not OutcomeKind.DUPLICATE:
-                return outcome
-            try:  # 409: our run exists (a redelivery), or another run holds this logical date
-                if self.client.run_state(target.dag_id, placement.run_id) is not None:
-                    return outcome
-            except (AirflowUnreachable, CredentialsUnavailable) as exc:
-                return Outcome(OutcomeKind.RETRY, f"Airflow unreachable: {exc}")
-        return Outcome(OutcomeKind.RETRY, "batch: every candidate logical date of this window is taken on Airflow 2")
+        dates = tuple(v1_logical_dates(route.name, placement.group, placement.window))  # Airflow 2 only
+        return self._post(
+            TriggerCall(
+                target.dag_id, placement.run_id, conf, note, run_after=placement.window.end, logical_dates=dates
+            )
+        )
 
     def _post(self, call: TriggerCall) -> Outcome:
         with self._posts_lock:

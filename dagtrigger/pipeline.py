@@ -23,21 +23,20 @@ from .conf import EventDocuments, documents, refuse_conf
 from .deadletter import DeadLetterStore, new_record
 from .events import Event
 from .exceptions import (
-    AirflowUnreachable,
     BadEvent,
-    CredentialsUnavailable,
     DeadLetterWriteError,
     ManifestError,
     TemplateError,
 )
 from .manifest import read_manifest
-from .outcome import SEVERITY, Outcome, OutcomeKind, classify, combine, from_error
+from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
 from .rules import Match, Route, Rules, load_rules, single_route
 from .run_id import route_run_id
 from .settings import Settings, settings_from_env
+from .trigger import trigger
 
 
 def event_age_s(event: Event, now: datetime) -> float | None:
@@ -299,18 +298,8 @@ class Pipeline:
         return read_manifest(bucket, name, spec.max_bytes)
 
     def _call(self, call: TriggerCall) -> Outcome:
-        try:
-            reply = self.client.trigger(call)
-        except AirflowUnreachable as exc:
-            return from_error(exc, "Airflow unreachable: ")
-        except CredentialsUnavailable as exc:
-            return from_error(exc, "no credentials: ")
-        outcome = classify(reply.status)
-        if outcome.kind in (OutcomeKind.DONE, OutcomeKind.DUPLICATE):
-            return outcome
-        who = f" (calling as {self.client.auth.identity()})" if reply.status in (401, 403) else ""
-        detail = f"Airflow answered {reply.status}{who}: {reply.message or '(no message)'}; {outcome.reason}"
-        return Outcome(outcome.kind, detail, reply.status)
+        """Every trigger (plain, batched, replayed) goes through trigger.py: a 409 counts only once our run is read."""
+        return trigger(self.client, call, self.clock)
 
     def _log_result(self, event: Event, result: TargetResult, recorded: str | None) -> None:
         kind = result.outcome.kind

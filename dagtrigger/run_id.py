@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .events import Event, EventKind
@@ -24,6 +26,8 @@ RUN_ID_MAX = 250
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")  # always fullmatch: `$` would accept a trailing newline
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _HASH_CHARS = 12
+OFFSET_SLOTS = 1_000_000  # microseconds in a second: Airflow stores logical dates to the microsecond
+MAX_OFFSET_PROBES = 16
 _PROJECT = re.compile(r"(?:^|/)projects/([^/]+)/")
 
 
@@ -105,3 +109,15 @@ def safe_run_id(candidate: str, hashed: str) -> str:
         return candidate
     squashed = _UNSAFE.sub("_", candidate).strip("_.") or "run"
     return f"{squashed[: RUN_ID_MAX - len(hashed) - 2]}__{hashed}"
+
+
+def logical_dates(start: datetime, *key: Any) -> Iterator[datetime]:
+    """Airflow 2 logical dates of our own for one run, in the order to try: ``start`` plus an offset below one second.
+
+    Airflow 2 keeps ``(dag_id, logical_date)`` unique, so runs that start in one second must not share a date: the
+    offset is a hash of (``key``, attempt), where ``key`` names the run (a batch's route and group, an event's run
+    id). Hashing 10,000 keys into 10^6 microseconds cannot avoid every collision (the birthday bound predicts ~50),
+    so a taken date is detected (409 while our run id does not exist) and the next candidate is tried."""
+    for attempt in range(MAX_OFFSET_PROBES):
+        offset = int(digest("offset", *key, attempt, chars=15), 16) % OFFSET_SLOTS
+        yield start + timedelta(microseconds=offset)

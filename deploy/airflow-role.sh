@@ -6,7 +6,8 @@
 # access_entity RUN and method POST, Airflow 2.11 and the Airflow 3 FAB provider alike):
 # can_edit on the DAG ("DAGs", or "DAG:<dag_id>") and can_create on its runs ("DAG Runs", or
 # "DAG Run:<dag_id>"). can_read on the DAG is added for `python -m dagtrigger check`, which
-# reads the DAG before it probes the trigger permission. Give the role to the function's
+# reads the DAG before it probes the trigger permission; can_read on its runs because a 409 is
+# proof of a duplicate only once the function has read its own run back (dagtrigger/trigger.py). Give the role to the function's
 # Airflow user with deploy/register-airflow-user.sh --role ROLE.
 set -euo pipefail
 
@@ -24,13 +25,13 @@ Creates the Airflow role NAME (default dagtrigger_trigger) with only what trigge
 needs:
 
   can_read, can_edit on DAGs        (or on DAG:<dag_id> for each --dag-id)
-  can_create on DAG Runs            (or on DAG Run:<dag_id> for each --dag-id)
+  can_read, can_create on DAG Runs  (or on DAG Run:<dag_id> for each --dag-id)
 
 through the Airflow CLI of the Composer environment:
 
   gcloud composer environments run ENV --location LOC roles create -- NAME
   gcloud composer environments run ENV --location LOC roles add-perms -- NAME -r DAGs -a can_read can_edit
-  gcloud composer environments run ENV --location LOC roles add-perms -- NAME -r 'DAG Runs' -a can_create
+  gcloud composer environments run ENV --location LOC roles add-perms -- NAME -r 'DAG Runs' -a can_read can_create
 
 With --dag-id, `sync-perm --include-dags` runs first so that the per-DAG resources exist. Then
 register the function's service account with it:
@@ -102,14 +103,15 @@ else
   dag_resources=(DAGs)
   run_resources=("DAG Runs")
 fi
-dt_note "Role $ROLE: can_read, can_edit on ${dag_resources[*]}; can_create on ${run_resources[*]}."
-dt_note "(Airflow checks can_edit on the DAG and can_create on its runs before it creates a run.)"
+dt_note "Role $ROLE: can_read, can_edit on ${dag_resources[*]}; can_read, can_create on ${run_resources[*]}."
+dt_note "(Airflow checks can_edit on the DAG and can_create on its runs before it creates a run;"
+dt_note " the function reads its run back after a 409, to tell a duplicate from a clash.)"
 
 if [[ $METHOD == cli ]]; then
   ((${#DAGS[@]} == 0)) || dt_composer_run sync-perm -- --include-dags
   dt_composer_run roles create -- "$ROLE"
   dt_composer_run roles add-perms -- "$ROLE" -r "${dag_resources[@]}" -a can_read can_edit
-  dt_composer_run roles add-perms -- "$ROLE" -r "${run_resources[@]}" -a can_create
+  dt_composer_run roles add-perms -- "$ROLE" -r "${run_resources[@]}" -a can_read can_create
   exit 0
 fi
 
@@ -121,7 +123,9 @@ for resource in "${dag_resources[@]}"; do
   done
 done
 for resource in "${run_resources[@]}"; do
-  actions+=$(printf '{"action": {"name": "can_create"}, "resource": {"name": "%s"}}, ' "$resource")
+  for action in can_read can_create; do
+    actions+=$(printf '{"action": {"name": "%s"}, "resource": {"name": "%s"}}, ' "$action" "$resource")
+  done
 done
 body=$(printf '{"name": "%s", "actions": [%s]}' "$ROLE" "${actions%, }")
 dt_fab_api_post roles "$API_VERSION" "$body" "$body"

@@ -157,10 +157,11 @@ def runs_answer(seen: Seen, runs: dict[tuple[str, str], Any], lock: threading.Lo
     if at + 1 < len(segments) and segments[at + 1]:
         run_id = unquote(segments[at + 1])
         with lock:
-            known = (dag_id, run_id) in runs
-        if not known:
+            run = runs.get((dag_id, run_id))
+        if run is None:
             return Answer(404, {"detail": "DAGRun not found"})
-        return Answer(200, {"dag_run_id": run_id, "dag_id": dag_id, "state": "queued"})
+        state = run.get("state", "queued") if isinstance(run, dict) else "queued"
+        return Answer(200, {"dag_run_id": run_id, "dag_id": dag_id, "state": state})
     query = parse_qs(parts.query)
     limit = min(int(query.get("limit", ["100"])[0]), 100)
     offset = int(query.get("offset", ["0"])[0])
@@ -171,10 +172,17 @@ def runs_answer(seen: Seen, runs: dict[tuple[str, str], Any], lock: threading.Lo
 
 
 class FakeAirflow(ServedFake):
-    """Answers the trigger call like Airflow does (200, then 409 for a known run id) with a scriptable fault queue."""
+    """Answers the trigger call like Airflow does (200, then 409 for a known run id), reads one run back (GET), and
+    has a scriptable fault queue for trigger calls.
 
-    def __init__(self, version: str = "v2") -> None:
+    API v1 keeps logical dates unique per DAG, as Airflow 2 does: a run posted without one gets ``undated_logical_date``
+    (Airflow's now(); None: a fresh one each time, so undated runs never collide), and a POST whose logical date
+    another run holds gets 409. A fixed ``undated_logical_date`` makes every undated trigger happen in one instant.
+    """
+
+    def __init__(self, version: str = "v2", undated_logical_date: str | None = None) -> None:
         self.version = version
+        self.undated_logical_date = undated_logical_date
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.faults: list[Answer] = []
         self.missing_dags: set[str] = set()  # POSTs to these DAGs answer 404 (an event that ends as a dead letter)
@@ -182,28 +190,37 @@ class FakeAirflow(ServedFake):
         self.server = FakeServer(self._answer)
 
     def _answer(self, seen: Seen) -> Answer:
-        with self._lock:
-            if self.faults and "/dagRuns" in seen.path:
-                return self.faults.pop(0)
         path = urlsplit(seen.path).path
+        with self._lock:
+            if self.faults and path.endswith("/dagRuns"):
+                return self.faults.pop(0)
         if path.endswith("/version"):
             ok = path.startswith(f"/api/{self.version}/")
             return Answer(200, {"version": "fake"}) if ok else Answer(404, {"detail": "Not Found"})
         listed = runs_answer(seen, self.runs, self._lock)
         if listed is not None:
             return listed
+        parts = path.split("/")
+        if seen.method == "POST" and path.endswith("/dagRuns") and parts[-2] in self.missing_dags:
+            return Answer(404, {"detail": f"DAG {parts[-2]} not found"})
         if seen.method == "POST" and path.endswith("/dagRuns"):
-            dag_id = path.split("/")[-2]
-            body = seen.json()
-            key = (dag_id, body["dag_run_id"])
-            if dag_id in self.missing_dags:
-                return Answer(404, {"detail": f"DAG {dag_id} not found"})
-            with self._lock:
-                if key in self.runs:
-                    return Answer(409, {"detail": "already exists"})
-                self.runs[key] = body
-            return Answer(200, {"dag_run_id": body["dag_run_id"], "state": "queued"})
+            return self._create(parts[-2], seen.json())
         return Answer(404, {"detail": "Not Found"})
+
+    def _create(self, dag_id: str, body: dict[str, Any]) -> Answer:
+        key = (dag_id, body["dag_run_id"])
+        with self._lock:
+            if key in self.runs:
+                return Answer(409, {"detail": "already exists"})
+            if self.version == "v1":
+                date = body.get("logical_date") or self.undated_logical_date
+                taken = {r.get("logical_date") for (dag, _), r in self.runs.items() if dag == dag_id}
+                if date is not None and date in taken:
+                    return Answer(409, {"detail": f"DAGRun with DAG ID: '{dag_id}' and this logical date exists"})
+                if date is not None:
+                    body = {**body, "logical_date": date}
+            self.runs[key] = body
+        return Answer(200, {"dag_run_id": body["dag_run_id"], "state": "queued"})
 
 
 class FakeMetadataServer(ServedFake):

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from devtools.fakes import Answer, FakeServer, Seen, ServedFake
 
@@ -97,6 +97,12 @@ class FaultyAirflow(ServedFake):
         if path.endswith("/version"):
             ok = path.startswith(f"/api/{self.version}/")
             return Answer(200, {"version": "fake"}) if ok else Answer(404, {"detail": "Not Found"})
+        parts = path.split("/")
+        if seen.method == "GET" and len(parts) >= 3 and parts[-2] == "dagRuns":  # a 409 is checked by reading the run
+            self._count("read")
+            with self._lock:
+                known = (parts[-3], unquote(parts[-1])) in self.runs
+            return Answer(200, {"state": "queued"}) if known else Answer(404, {"detail": "DAGRun not found"})
         if not (seen.method == "POST" and path.endswith("/dagRuns")):
             return Answer(404, {"detail": "Not Found"})
         if self.required_token_prefix is not None:

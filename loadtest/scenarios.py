@@ -66,7 +66,7 @@ def airflow_run_count(airflow: AirflowServer) -> int:
 
 
 def format_injected(answers: Mapping[str, int]) -> str:
-    faults = {k: v for k, v in sorted(answers.items()) if k not in ("200", "409")}
+    faults = {k: v for k, v in sorted(answers.items()) if k not in ("200", "409", "read")}
     return " ".join(f"{k}×{v}" for k, v in faults.items())
 
 

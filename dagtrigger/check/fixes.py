@@ -63,13 +63,13 @@ _OP_GOOGLE = (
 )
 _OP_USER = (
     "give Airflow user {user!r} the Op role, or the narrow role deploy/airflow-role.sh creates (can_edit and "
-    "can_read on the DAG, can_create on its runs; 'DAG Runs: create' alone is refused) "
+    "can_read on the DAG, can_read and can_create on its runs; 'DAG Runs: create' alone is refused) "
     "(Airflow 2 / FAB: `airflow users add-role -u {user} -r Op`; Airflow 3 simple auth manager: "
     "[core] simple_auth_manager_users = {user}:op)"
 )
 _OP_ANY = (
     "give the Airflow user behind it the Op role, or the role deploy/airflow-role.sh creates (can_edit on the DAG and "
-    "can_create on its runs) (with "
+    "can_read, can_create on its runs) (with "
     "AIRFLOW_AUTH=none: the role of anonymous users, AUTH_ROLE_PUBLIC on Airflow 2)"
 )
 _DENY_ALL = (

@@ -3,7 +3,7 @@
 The commands and the request body are the script's own ``--dry-run`` listing, replayed against the local server:
 ``gcloud composer environments run ENV ... SUB -- ARGS`` becomes ``airflow SUB ARGS`` (what Composer runs), and the
 ``--method api`` body is POSTed to ``/api/v1/roles`` as the admin. A user holding only that role must be able to
-trigger the DAGs it names and read them, and be refused everything else Op could do.
+trigger the DAGs it names, read them and their runs, and be refused everything else Op could do.
 
 Airflow 3 is not covered: the local Airflow 3 runs the simple auth manager (no roles); Composer 3 uses the FAB
 provider, whose permission check for triggering is the same code (see docs/security.md).
@@ -76,6 +76,8 @@ def _assert_only_triggering(server: AirflowServer, session: requests.Session, ru
     assert _trigger(server, session, ALLOWED, run_id) == 200
     assert server.get_run(ALLOWED, run_id) is not None, "the run exists in Airflow"
     assert _trigger(server, session, ALLOWED, run_id) == 409, "a redelivery is still recognised"
+    run = f"{base}/dags/{ALLOWED}/dagRuns/{run_id}"
+    assert session.get(run, timeout=30).status_code == 200, "the function reads its run back after a 409"
     assert session.get(f"{base}/dags/{ALLOWED}", timeout=30).status_code == 200, "check reads the DAG"
     assert _trigger(server, session, OTHER, run_id) == (200 if all_dags else 403)
     # What Op may do and this role may not:

@@ -187,7 +187,7 @@ def test_role_for_every_dag_is_trigger_and_read_only(run_script: ScriptRunner) -
     assert result.commands == [
         [*RUN, "roles", "create", "--", "dagtrigger_trigger"],
         [*RUN, "roles", "add-perms", "--", "dagtrigger_trigger", "-r", "DAGs", "-a", "can_read", "can_edit"],
-        [*RUN, "roles", "add-perms", "--", "dagtrigger_trigger", "-r", "DAG Runs", "-a", "can_create"],
+        [*RUN, "roles", "add-perms", "--", "dagtrigger_trigger", "-r", "DAG Runs", "-a", "can_read", "can_create"],
     ]
 
 
@@ -223,6 +223,7 @@ def test_role_for_named_dags_syncs_their_resources_first(run_script: ScriptRunne
             "DAG Run:a_dag",
             "DAG Run:b_dag",
             "-a",
+            "can_read",
             "can_create",
         ],
     ]
@@ -241,9 +242,9 @@ def test_role_through_the_fab_api(run_script: ScriptRunner, version: str, path: 
 
 
 def role_body(name: str, dags: list[str]) -> dict[str, object]:
-    """The role the FAB API gets: read+edit on each DAG, create on each DAG's runs."""
+    """The role the FAB API gets: read+edit on each DAG, read+create on each DAG's runs."""
     pairs = [(a, f"DAG:{d}") for d in dags for a in ("can_read", "can_edit")]
-    pairs += [("can_create", f"DAG Run:{d}") for d in dags]
+    pairs += [(a, f"DAG Run:{d}") for d in dags for a in ("can_read", "can_create")]
     return {"name": name, "actions": [{"action": {"name": a}, "resource": {"name": r}} for a, r in pairs]}
 
 

@@ -18,7 +18,6 @@ from dagtrigger import events
 from dagtrigger.batch import (
     EPOCH,
     FUTURE_SKEW_S,
-    OFFSET_SLOTS,
     BatchError,
     FreshRead,
     SingleFlight,
@@ -35,7 +34,7 @@ from dagtrigger.batch import (
 from dagtrigger.conf import template_context
 from dagtrigger.exceptions import ConfigError
 from dagtrigger.rules import parse_rules
-from dagtrigger.run_id import run_id_for
+from dagtrigger.run_id import OFFSET_SLOTS, run_id_for
 from tests.support.clock import FakeClock
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -29,22 +28,7 @@ BUCKET = "ops-bucket"
 
 
 class StatefulFakeAirflow(FakeAirflow):
-    """FakeAirflow plus GET of one run (with a settable state) and Airflow 2's unique logical dates."""
-
-    def _answer(self, seen: Seen) -> Answer:
-        path = urlsplit(seen.path).path
-        parts = path.split("/")
-        if seen.method == "GET" and len(parts) >= 2 and parts[-2] == "dagRuns":
-            with self._lock:
-                run = self.runs.get((parts[-3], unquote(parts[-1])))
-            return Answer(200, {"state": run.get("state", "queued")}) if run else Answer(404, {"detail": "no run"})
-        if seen.method == "POST" and path.endswith("/dagRuns") and self.version == "v1" and not self.faults:
-            body = seen.json()
-            with self._lock:
-                dates = {r.get("logical_date") for (dag, _), r in self.runs.items() if dag == parts[-2]}
-                if body.get("logical_date") in dates and (parts[-2], body["dag_run_id"]) not in self.runs:
-                    return Answer(409, {"detail": "DAGRun with this logical date already exists"})
-        return super()._answer(seen)
+    """FakeAirflow (which reads runs back and keeps Airflow 2's logical dates unique) with settable run states."""
 
     def set_state(self, run_id: str, state: str) -> None:
         with self._lock:
