@@ -161,31 +161,6 @@ bucket_role() {
     --format=none
 }
 
-# ensure_service_account EMAIL DISPLAY_NAME — create a user-managed service account unless
-# it exists.
-ensure_service_account() {
-  local email=$1 display_name=$2 id=${1%%@*} sa_project
-  sa_project=$(dt_sa_project "$email")
-  if [[ $email != *.iam.gserviceaccount.com ]]; then
-    dt_note "$email is not a user-managed service account of a project: not creating it"
-    return 0
-  fi
-  # A look-up like dt_capture's, but its failure (no such account) is the expected answer.
-  local probe=(gcloud iam service-accounts describe "$email" --project="$sa_project" --format='value(email)')
-  if ((DT_DRY_RUN)); then
-    dt_format_cmd "${probe[@]}"
-    dt_note "(the account is created only if that look-up fails)"
-  else
-    dt_format_cmd "${probe[@]}" >&2
-    if "${probe[@]}" >/dev/null 2>&1; then
-      dt_note "service account $email exists"
-      return 0
-    fi
-  fi
-  dt_run gcloud iam service-accounts create "$id" --project="$sa_project" \
-    --display-name="$display_name"
-}
-
 pre_phase() {
   if ((ENABLE_APIS)); then
     local apis=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
@@ -195,9 +170,9 @@ pre_phase() {
     ((${#secret_ids[@]} == 0)) || apis+=(secretmanager.googleapis.com)
     dt_run gcloud services enable "${apis[@]}" --project="$DT_PROJECT"
   fi
-  ensure_service_account "$SA_EMAIL" "dagtrigger function (triggers Airflow DAG runs)"
+  dt_ensure_service_account "$SA_EMAIL" "dagtrigger function (triggers Airflow DAG runs)"
   if [[ -n $TRIGGER_SA_EMAIL && $TRIGGER_SA_EMAIL != "$SA_EMAIL" ]]; then
-    ensure_service_account "$TRIGGER_SA_EMAIL" "dagtrigger Eventarc trigger"
+    dt_ensure_service_account "$TRIGGER_SA_EMAIL" "dagtrigger Eventarc trigger"
   fi
 
   # The function calls the Airflow REST API as SA; Composer checks the caller's IAM access

@@ -649,6 +649,53 @@ dt_grant_invoker() { # dt_grant_invoker MEMBER
     --member="$1" --role=roles/run.invoker
 }
 
+# dt_ensure_service_account EMAIL DISPLAY_NAME — create a user-managed service account unless
+# it exists.
+dt_ensure_service_account() {
+  local email=$1 display_name=$2 id=${1%%@*} sa_project
+  sa_project=$(dt_sa_project "$email")
+  if [[ $email != *.iam.gserviceaccount.com ]]; then
+    dt_note "$email is not a user-managed service account of a project: not creating it"
+    return 0
+  fi
+  # A look-up like dt_capture's, but its failure (no such account) is the expected answer.
+  local probe=(gcloud iam service-accounts describe "$email" --project="$sa_project" --format='value(email)')
+  if ((DT_DRY_RUN)); then
+    dt_format_cmd "${probe[@]}"
+    dt_note "(the account is created only if that look-up fails)"
+  else
+    dt_format_cmd "${probe[@]}" >&2
+    if "${probe[@]}" >/dev/null 2>&1; then
+      dt_note "service account $email exists"
+      return 0
+    fi
+  fi
+  dt_run gcloud iam service-accounts create "$id" --project="$sa_project" \
+    --display-name="$display_name"
+}
+
+# dt_unless_exists PROBE_WORDS... -- CREATE_WORDS...: run the create command unless the probe
+# (a describe) succeeds; with --dry-run both are printed.
+dt_unless_exists() {
+  local probe=() create=()
+  while (($#)) && [[ $1 != -- ]]; do
+    probe+=("$1")
+    shift
+  done
+  shift
+  create=("$@")
+  if ((DT_DRY_RUN)); then
+    dt_format_cmd "${probe[@]}"
+    dt_note "(the next command runs only if that look-up fails)"
+  else
+    dt_format_cmd "${probe[@]}" >&2
+    if "${probe[@]}" >/dev/null 2>&1; then
+      return 0
+    fi
+  fi
+  dt_run "${create[@]}"
+}
+
 # dt_member VAR VALUE OPTION — a principal for an IAM binding in VAR: kept if it has a type
 # prefix; a bare service-account email gets serviceAccount:. Public principals are refused.
 dt_member() {

@@ -28,6 +28,7 @@ SCRIPTS = (
     "register-airflow-user.sh",
     "network.sh",
     "airflow-role.sh",
+    "deploy-sweep.sh",
 )
 
 # A fake command: logs argv as one JSON line to $FAKE_LOG (tagged with its own name), then answers

@@ -28,6 +28,7 @@ VALID_ARGS = {
     "register-airflow-user.sh": [*PROJECT, "--composer-env", "prod", "--composer-location", "us-central1"],
     "network.sh": [*PROJECT, "--region", "us-central1", "--composer-env", "prod"],
     "airflow-role.sh": [*PROJECT, "--composer-env", "prod", "--region", "us-central1"],
+    "deploy-sweep.sh": [*PROJECT, "--region", "us-central1", *AIRFLOW, "--bucket", "landing-bucket"],
 }
 
 
