@@ -10,7 +10,6 @@ so a bad setting stops the deployment from starting.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
@@ -19,17 +18,15 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, sender_auth, warmup
+from dagtrigger import events, function, sender_auth, warmup
 from dagtrigger.exceptions import BadEvent
 from dagtrigger.outcome import OutcomeKind
-from dagtrigger.pipeline import EventReport, Pipeline
+from dagtrigger.pipeline import EventReport
 from dagtrigger.redaction import redact
 
-PIPELINE = Pipeline.from_env()
-_TARGET = os.environ.get("FUNCTION_TARGET", "")
-if _TARGET == "trigger_http":
-    sender_auth.check_webhook_config(PIPELINE.settings, PIPELINE.rules)
-PUSH = sender_auth.PushVerifier(PIPELINE.settings) if _TARGET == "trigger_push" else None
+FUNCTION = function.build()  # the same assembly `check` validates: a bad setting stops start-up here
+PIPELINE = FUNCTION.pipeline
+PUSH = FUNCTION.push
 warmup.start(PIPELINE.client, PIPELINE.log)  # token, API version, connection: off the first event's path
 
 # Webhook callers wait for the answer, so they get the precise status; event transports only need ack or not.
@@ -142,7 +139,7 @@ def trigger_http(request: flask.Request) -> flask.Response:
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
         headers = dict(request.headers)
         signed = sender_auth.signed_request(request.method, request.path, request.query_string, headers, body)
-        routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers)
+        routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers, PIPELINE.clock)
         event = events.from_webhook(body, headers, request.path, routes)
         report = PIPELINE.handle(event)
     except BadEvent as error:
@@ -154,7 +151,10 @@ def trigger_http(request: flask.Request) -> flask.Response:
 def trigger_push(request: flask.Request) -> flask.Response:
     """Pub/Sub push subscriptions: the OIDC token is verified before the body is parsed; a 2xx acknowledges."""
     flask.g.setdefault(_ENTERED, True)
-    assert PUSH is not None, "trigger_push is only served when FUNCTION_TARGET=trigger_push"
+    if PUSH is None:  # served under another FUNCTION_TARGET: no verifier was built, so nothing is accepted
+        _reject(
+            BadEvent("this deployment does not serve trigger_push: deploy it with FUNCTION_TARGET=trigger_push", 404)
+        )
     try:
         PUSH.verify(request.headers.get("Authorization"))
         body = _read_body(request, PIPELINE.settings.max_body_bytes)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from .clock import parse_utc
 from .exceptions import ConfigError
+from .settings import ENTRY_POINTS
 
 
 def _when(text: str) -> datetime:
@@ -23,12 +24,12 @@ def _when(text: str) -> datetime:
 
 def replay(args: argparse.Namespace) -> int:
     """Re-send dead letters through the pipeline; each record is marked with the outcome, never deleted."""
+    from . import function
     from .deadletter import DeadLetterStore, event_from_record
     from .outcome import OutcomeKind
-    from .pipeline import Pipeline
 
     store = DeadLetterStore(args.uri)
-    pipeline = None if args.dry_run else Pipeline.from_env(log_stream=sys.stderr)
+    pipeline = None if args.dry_run else function.build(log_stream=sys.stderr).pipeline
     counts: Counter[str] = Counter()
     records = store.list(
         dag_id=args.dag, since=args.since, until=args.until, include_replayed=args.include_replayed, limit=args.limit
@@ -54,7 +55,7 @@ def check(args: argparse.Namespace) -> int:
 
     from .check import main as check_main
 
-    return check_main(os.environ, args.json, args.timeout, args.object)
+    return check_main(os.environ, args.json, args.timeout, args.object, args.entry_point)
 
 
 def send(args: argparse.Namespace) -> int:
@@ -67,13 +68,13 @@ def send(args: argparse.Namespace) -> int:
 def why(args: argparse.Namespace) -> int:
     """Explain one upload route by route; exit 0 whatever the verdict, 2 when Cloud Storage or Airflow cannot be
     read."""
+    from . import function
     from .accounting.why import dumps, text
     from .accounting.why import why as explain_object
     from .exceptions import DagtriggerError
     from .gcs import storage_client
-    from .pipeline import Pipeline
 
-    pipeline = Pipeline.from_env(log_stream=sys.stderr)
+    pipeline = function.build(log_stream=sys.stderr).pipeline
     try:
         answer = explain_object(pipeline, storage_client(), args.object, args.generation)
     except (ValueError, DagtriggerError) as exc:
@@ -90,15 +91,14 @@ def sweep(args: argparse.Namespace) -> int:
     """Account for every upload of an interval and send the missing ones; exit 1 when anything failed."""
     import json
 
-    from . import logs
+    from . import function, logs
     from .accounting.interval import interval, parse_duration
     from .accounting.sweep import SweepOptions
     from .accounting.sweep import sweep as run_sweep
     from .exceptions import DagtriggerError
     from .gcs import storage_client
-    from .pipeline import Pipeline
 
-    pipeline = Pipeline.from_env(log_stream=sys.stderr)
+    pipeline = function.build(log_stream=sys.stderr).pipeline
     now = pipeline.clock.now()
     try:
         window = interval(args.since, args.until, args.settle, now)
@@ -165,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", action="store_true", help="machine-readable output")
     ck.add_argument("--timeout", type=float, default=10.0, help="seconds per network call (default: %(default)g)")
     ck.add_argument("--object", metavar="gs://BUCKET/NAME", help="also say what became of this upload (as `why`)")
+    ck.add_argument(
+        "--entry-point",
+        choices=ENTRY_POINTS,
+        help="validate the configuration as this entry point would start (default: FUNCTION_TARGET, else "
+        "trigger_event)",
+    )
     ck.set_defaults(run=check)
     sd = commands.add_parser(
         "send",

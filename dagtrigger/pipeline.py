@@ -7,8 +7,6 @@ come through ``Pipeline.handle``, so a fix here fixes every path.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TextIO
@@ -33,9 +31,9 @@ from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
-from .rules import Match, Route, Rules, load_rules, single_route
+from .rules import Match, Route, Rules
 from .run_id import route_run_id
-from .settings import Settings, settings_from_env
+from .settings import Settings
 from .trigger import trigger
 
 
@@ -145,14 +143,10 @@ class Pipeline:
 
     @classmethod
     def from_settings(
-        cls,
-        settings: Settings,
-        log_stream: TextIO | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        env: Mapping[str, str] | None = None,
+        cls, settings: Settings, rules: Rules, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
     ) -> Pipeline:
-        """``clock`` paces the Airflow retries (tests pass a fake one); ``env`` holds the route secrets named in
-        ROUTES_FILE (default: the process environment)."""
+        """The per-process singletons for ``settings``; ``clock`` is every stage's time (tests pass a fake one).
+        Built by ``function.build``, the one place that reads the configuration."""
         logger = logs.configure(settings.log_level, settings.secrets(), log_stream)
         auth = make_auth(settings, no_redirect_session, clock)
         client = AirflowClient(
@@ -164,21 +158,8 @@ class Pipeline:
             retry_budget_s=settings.retry_budget_s,
             max_in_flight=settings.max_in_flight,
         )
-        if settings.routes_file:
-            rules = load_rules(settings.routes_file, env)
-        else:
-            assert settings.dag_id is not None
-            rules = single_route(settings.dag_id, settings.storage_actions)
         store = DeadLetterStore(settings.dead_letter_uri, clock=clock) if settings.dead_letter_uri else None
         return cls(settings, client, rules, logger, store, clock=clock)
-
-    @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, log_stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
-    ) -> Pipeline:
-        """Read and validate the configuration now, so a bad setting stops the process at start-up."""
-        env = os.environ if env is None else env
-        return cls.from_settings(settings_from_env(env), log_stream, clock, env)
 
     def handle(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it

@@ -69,6 +69,10 @@ class Settings:
         return tuple(s for s in (self.password, self.token, *self.webhook_secrets) if s)
 
 
+# The entry points main.py defines (Cloud Run's --entry-point, functions-framework's --target / FUNCTION_TARGET).
+ENTRY_POINTS = ("trigger_event", "trigger_http", "trigger_push")
+DEFAULT_ENTRY_POINT = "trigger_event"
+
 _EXAMPLES = {
     "AIRFLOW_URI": "https://abc123-dot-us-central1.composer.googleusercontent.com",
     "DAG_ID": "ingest_landing_files",

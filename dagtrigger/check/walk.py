@@ -10,20 +10,22 @@ persist). Tokens are never printed.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from .. import function
 from ..airflow import AirflowClient, BoundedSession
 from ..airflow import short_message as airflow_message
 from ..auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
 from ..clock import SYSTEM_CLOCK
 from ..exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
 from ..redaction import redact
-from ..rules import Rules, load_rules, single_route
-from ..settings import Settings, settings_from_env
+from ..rules import Rules
+from ..settings import Settings
 from .classify import PROBE_BODY, classify_denial, classify_exception, classify_probe, dag_state_symptoms, dags_to_check
 from .fixes import Facts, Symptom, fix_for, with_facts
 from .report import CheckReport, Status, Step
@@ -51,8 +53,11 @@ def _json(response: requests.Response) -> dict[str, Any]:
 class _Check:
     """Runs the steps in order; a ✗ that makes later steps meaningless stops the walk."""
 
-    def __init__(self, env: Mapping[str, str], timeout_s: float, object_uri: str | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], timeout_s: float, object_uri: str | None = None, entry_point: str | None = None
+    ) -> None:
         self.env = env
+        self.entry_point = entry_point
         self.timeout_s = timeout_s
         self.object_uri = object_uri
         self.steps: list[Step] = []
@@ -85,21 +90,19 @@ class _Check:
         return CheckReport(tuple(self.steps), settings.airflow_uri)
 
     def configuration(self) -> tuple[Settings | None, Rules | None]:
-        """The settings and routing file validate, with the same errors the function would stop on."""
+        """The function starts with this configuration: built by ``function.build``, the code main.py runs at
+        start-up, for the entry point given (or FUNCTION_TARGET), so ✓ here means the deployment would start."""
         try:
-            settings = settings_from_env(self.env)
-            if settings.routes_file:
-                rules, source = load_rules(settings.routes_file, self.env), f"ROUTES_FILE={settings.routes_file}"
-            else:
-                assert settings.dag_id is not None
-                rules, source = single_route(settings.dag_id, settings.storage_actions), f"DAG_ID={settings.dag_id}"
+            built = function.build(self.env, self.entry_point, log_stream=sys.stderr)
         except ConfigError as exc:
             self.fail("configuration", str(exc), Symptom.CONFIG_INVALID)
             return None, None
+        settings, rules = built.settings, built.rules
+        source = f"DAG_ID={settings.dag_id}" if rules.single else f"ROUTES_FILE={settings.routes_file}"
         self.facts = with_facts(self.facts, auth=settings.auth, uri=settings.airflow_uri, user=settings.username)
         dags = ", ".join(dags_to_check(rules)) or "(none)"
         detail = (
-            f"AIRFLOW_URI={settings.airflow_uri}, AIRFLOW_AUTH={settings.auth}, "
+            f"{built.entry_point} would start: AIRFLOW_URI={settings.airflow_uri}, AIRFLOW_AUTH={settings.auth}, "
             f"AIRFLOW_API_VERSION={settings.api_version}, {source} → DAGs: {dags}"
         )
         self.add("configuration", Status.OK, detail)
@@ -371,15 +374,24 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def run_check(env: Mapping[str, str], timeout_s: float = 10.0, object_uri: str | None = None) -> CheckReport:
+def run_check(
+    env: Mapping[str, str], timeout_s: float = 10.0, object_uri: str | None = None, entry_point: str | None = None
+) -> CheckReport:
     """Run every step against the configuration in ``env``; network calls are bounded by ``timeout_s`` each.
-    ``object_uri``: also say what became of this upload (``why``)."""
-    return _Check(env, timeout_s, object_uri).run()
+    ``object_uri``: also say what became of this upload (``why``); ``entry_point``: the one to validate the
+    configuration for (default FUNCTION_TARGET, else trigger_event)."""
+    return _Check(env, timeout_s, object_uri, entry_point).run()
 
 
-def main(env: Mapping[str, str], as_json: bool, timeout_s: float, object_uri: str | None = None) -> int:
+def main(
+    env: Mapping[str, str],
+    as_json: bool,
+    timeout_s: float,
+    object_uri: str | None = None,
+    entry_point: str | None = None,
+) -> int:
     """Print the report (text or JSON) and return the exit code: 0 when no ✗ (warnings allowed), else 1."""
-    report = run_check(env, timeout_s, object_uri).redacted(user=env.get("AIRFLOW_USERNAME", ""))
+    report = run_check(env, timeout_s, object_uri, entry_point).redacted(user=env.get("AIRFLOW_USERNAME", ""))
     if as_json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dagtrigger import events, send
+from dagtrigger import events, function, send
 from dagtrigger.accounting.expect import expect
 from dagtrigger.accounting.interval import Interval, interval, parse_duration
 from dagtrigger.accounting.listing import match_glob, plan
@@ -258,7 +258,7 @@ def world(gcs: StorageEmulator, airflow: FakeAirflow) -> World:
         "AIRFLOW_RETRY_BUDGET_SECONDS": "1",
         "MAX_EVENT_AGE_SECONDS": str(10 * 86400),
     }
-    pipeline = Pipeline.from_env(env)
+    pipeline = function.build(env).pipeline
     store = DeadLetterStore(f"gs://{dead}/dl", client=gcs.client(), budget_s=5)
     pipeline.dead_letters = store
     pipeline.settings = replace(pipeline.settings, dead_letter_uri=f"gs://{dead}/dl")

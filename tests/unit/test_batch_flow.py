@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dagtrigger import events
+from dagtrigger import events, function
 from dagtrigger.batch_store import MembersStore
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
@@ -70,7 +70,7 @@ ROUTES: dict[str, Any] = {
 def make(airflow: FakeAirflow, gcs: StorageEmulator, clock: FakeClock, routes: dict[str, Any] = ROUTES) -> Pipeline:
     """The pipeline with its one clock: event ages, windows and the batcher all read ``clock``."""
     env = {"AIRFLOW_URI": airflow.url, "DAG_ID": "unused", "AIRFLOW_AUTH": "none", "AIRFLOW_RETRY_BUDGET_SECONDS": "1"}
-    base = Pipeline.from_env(env, clock=clock)
+    base = function.build(env, clock=clock).pipeline
     members = MembersStore(gcs.client(), budget_s=3, timeout_s=2)  # real time: a real emulator answers
     return Pipeline(base.settings, base.client, parse_rules(routes, "test"), base.log, members=members, clock=clock)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dagtrigger import events, logs
+from dagtrigger import events, function, logs
 from dagtrigger.clock import parse_utc
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
@@ -38,7 +38,7 @@ def make(airflow: FakeAirflow, **env: str) -> tuple[Pipeline, io.StringIO]:
     }
     # Retries wait on a fake clock; its wall clock is when the sample events say they happened (samples.now_iso).
     clock = FakeClock(wall=parse_utc(now_iso()))
-    pipeline = Pipeline.from_env({**base, **env}, clock=clock)
+    pipeline = function.build({**base, **env}, clock=clock).pipeline
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonFormatter(pipeline.settings.secrets()))
