@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dagtrigger import function
 from dagtrigger.clock import parse_utc
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
@@ -39,7 +40,7 @@ def make(airflow: FakeAirflow, clock: FakeClock | None = None) -> Pipeline:
         "AIRFLOW_RETRY_BUDGET_SECONDS": "1",
         "AIRFLOW_TIMEOUT_SECONDS": "2",
     }
-    return Pipeline.from_env(env, clock=clock or FakeClock(wall=parse_utc(now_iso())))
+    return function.build(env, clock=clock or FakeClock(wall=parse_utc(now_iso()))).pipeline
 
 
 def posts(airflow: FakeAirflow) -> list[dict[str, object]]:
