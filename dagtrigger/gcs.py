@@ -7,6 +7,7 @@ pay for it at cold start. The client honours ``STORAGE_EMULATOR_HOST`` (tests).
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections.abc import Mapping
@@ -24,6 +25,9 @@ HINTS: Mapping[int, str] = {
     401: "; the storage credentials were refused",
     403: "; grant the function's service account roles/storage.objectUser on the bucket",
 }
+# Waits between tries of a write that lost a race to another writer of one object (Deadline.wait_after_conflict).
+CONFLICT_WAIT_FIRST_S = 0.02
+CONFLICT_WAIT_MAX_S = 1.0
 _client: Any = None
 _lock = threading.Lock()
 
@@ -102,11 +106,26 @@ class Deadline:
 
     def __init__(self, budget_s: float, timeout_s: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
-        self.end = clock.monotonic() + budget_s
+        self.started = clock.monotonic()
+        self.end = self.started + budget_s
         self.timeout_s = timeout_s
+        self._random = random.Random()
+
+    def spent(self) -> float:
+        return self.clock.monotonic() - self.started
 
     def left(self) -> float:
         return self.end - self.clock.monotonic()
+
+    def wait_after_conflict(self, lost: int) -> bool:
+        """Before trying again a write that lost a race (412) ``lost`` times: wait a random time up to 20 ms × 2^lost
+        (at most 1 s; full jitter, so writers that collided spread out) on the clock and say True, or say False at
+        once when the wait would not leave the budget room for another try."""
+        wait = self._random.uniform(0.0, min(CONFLICT_WAIT_MAX_S, CONFLICT_WAIT_FIRST_S * 2 ** min(lost, 16)))
+        if self.left() - wait < self.timeout_s / 10:
+            return False
+        self.clock.sleep(wait)
+        return True
 
     def options(self, retry: Any) -> dict[str, Any]:
         """``timeout`` and ``retry`` keyword arguments for one google-cloud-storage call; TimeoutError when spent."""

@@ -165,6 +165,21 @@ def instances(env: Mapping[str, str], rig: Rig) -> Iterator[list[FunctionProcess
         yield [stack.enter_context(FunctionProcess("trigger_event", env, rig.workdir)) for _ in range(rig.instances)]
 
 
+def dead_letter_races(functions: Sequence[FunctionProcess]) -> str:
+    """What the instances' logs say about dead-letter writes that lost a race (412) to another instance writing the
+    same record: how many such writes, how many races they lost (the most for one write), how many gave up; "" when
+    none lost a race."""
+    entries = [e for f in functions for e in f.logs()]
+    lost = [int(e["lost_races"]) for e in entries if "lost_races" in e]
+    gave_up = sum(1 for e in entries if "changed by other writers" in str(e.get("message", "")))
+    if not lost and not gave_up:
+        return ""
+    return (
+        f"dead-letter writes that lost races {len(lost)} (races lost {sum(lost)}, most for one write "
+        f"{max(lost, default=0)}), given up {gave_up}"
+    )
+
+
 STORM_S = 5.0
 TOKEN_OUTAGE_S = 20.0  # longer than google-auth's own metadata retries (5 attempts, ~15 s of backoff)
 HANG_S = 2.5  # > AIRFLOW_TIMEOUT_SECONDS=1 of the function: its read times out while the run is being created
@@ -275,7 +290,7 @@ def run_fake_scenario(
         result = burst([f.url for f in functions], deliveries, spec.concurrency, policy, chaos)
         cpu = before.usage(Meter.read(functions), len(deliveries))
         settle(lambda: len(airflow.runs) + len(rig.gcs.objects(BUCKET, f"{tag}/")))
-        injected = format_injected(airflow.answers)
+        injected = "; ".join(filter(None, (format_injected(airflow.answers), dead_letter_races(functions))))
         if metadata is not None:
             injected = f"tokens issued {metadata.token_fetches}, refused {metadata.refused_tokens}; {injected}".strip(
                 "; "
@@ -461,6 +476,7 @@ def run_real(
             result = burst(urls, deliveries, spec.concurrency, policy, chaos)
         cpu = before.usage(Meter.read(functions, airflow), len(deliveries))
         settle(lambda: airflow_run_count(airflow), limit_s=60.0 if chaos else 15.0)
+        setup.append(dead_letter_races(functions) or "no dead-letter write lost a race")
     if chaos is not None:
         what = "API server" if name == "api-restart" else "PostgreSQL"
         setup.append(f"{what} down {down[0]:.1f} s" if down else "no fault injected")

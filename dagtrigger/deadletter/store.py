@@ -22,7 +22,6 @@ from .naming import ENV_VAR, LOOKBACK_DAYS, NameParts, _name, candidate_days, ob
 from .record import DeadLetter, check_outcome, is_replayed, matches, merge, with_replay
 
 PAGE_SIZE = 500
-MAX_CONFLICTS = 5  # concurrent writers of one record (412) before giving up
 _META_REPLAYED = "dagtrigger-replayed"
 _HINTS = {
     **HINTS,
@@ -95,19 +94,24 @@ class DeadLetterStore:
 
         client, retry = self._storage()
         bucket = client.bucket(self.bucket_name)
-        for _ in range(MAX_CONFLICTS):
+        changed = 0
+        while True:
             blob = bucket.get_blob(name, **deadline.options(retry))
             if blob is None:
                 return None
             generation = int(blob.generation)  # before the download, which resets it from response headers
             try:
                 data = blob.download_as_bytes(if_generation_match=generation, **deadline.options(retry))
-            except gexc.PreconditionFailed:
-                continue  # replaced between the two calls: read the new one
+            except gexc.PreconditionFailed:  # replaced between the two calls: read the new one
+                changed += 1
+                if deadline.wait_after_conflict(changed):
+                    continue
+                raise DeadLetterReadError(
+                    f"{self._where(name)} changed {changed} times while being read in {deadline.spent():.1f} s"
+                ) from None
             except gexc.NotFound:
                 return None
             return _Stored(name, bytes(data), generation)
-        raise DeadLetterReadError(f"{self._where(name)} kept changing while being read")
 
     def _put(self, name: str, record: DeadLetter, data: bytes, generation: int, deadline: Deadline) -> None:
         """Upload only if the object is still at ``generation`` (0: only if absent); raises PreconditionFailed."""
@@ -134,23 +138,37 @@ class DeadLetterStore:
     def _update(
         self, stored: _Stored | None, build: Callable[[_Stored | None], tuple[str, DeadLetter]], deadline: Deadline
     ) -> tuple[str, DeadLetter]:
-        """Read-modify-write under a generation precondition; on 412 read again and rebuild, a bounded number of
-        times. A 412 whose object already holds exactly our bytes is our own retried upload that landed: done."""
+        """Read-modify-write under a generation precondition; on 412 (another writer won the race) read again,
+        rebuild and try again after a jittered wait, for as long as the time budget lasts. A 412 whose object already
+        holds exactly our bytes is our own retried upload that landed: done. Races lost are logged (``lost_races``)."""
         from google.api_core import exceptions as gexc
 
-        target = "?"
-        for _ in range(MAX_CONFLICTS):
+        lost = 0
+        while True:
             target, record = build(stored)
             data = record.to_json().encode("utf-8")
             generation = stored.generation if stored and stored.name == target else 0
             try:
                 self._put(target, record, data, generation, deadline)
-                return target, record
+                break
             except gexc.PreconditionFailed:
                 stored = self._get(target, deadline)
                 if stored is not None and stored.data == data:
-                    return target, record
-        raise DeadLetterWriteError(f"{self._where(target)} was changed concurrently {MAX_CONFLICTS} times; not written")
+                    break
+            lost += 1
+            if not deadline.wait_after_conflict(lost):
+                raise DeadLetterWriteError(
+                    f"{self._where(target)} was changed by other writers {lost} times in {deadline.spent():.1f} s "
+                    "(the storage time budget); not written"
+                )
+        if lost:
+            logs.get_logger().info(
+                "dead letter %s written after losing %d race(s) to other writers",
+                self._where(target),
+                lost,
+                extra={"dag_id": record.dag_id, "run_id": record.run_id, "details": {"lost_races": lost}},
+            )
+        return target, record
 
     # -- public API
 

@@ -64,9 +64,10 @@ def test_create_if_absent_is_refused_the_second_time(preconditions: bool) -> Non
 
 def test_two_instances_updating_one_record_lose_no_update(fake_gcs: StorageEmulator) -> None:
     """Each instance records the same (DAG, run id) failing again and again; every write is a read-modify-write
-    (``attempts`` + 1) under ``ifGenerationMatch``. A write that keeps losing the race gives up with
-    DeadLetterWriteError, which leaves the event unacknowledged: the platform redelivers it, as done here. One
-    object, and its attempts count every write exactly once: no update lost, none counted twice."""
+    (``attempts`` + 1) under ``ifGenerationMatch``. A write that keeps losing the race for its whole time budget
+    gives up with DeadLetterWriteError, which leaves the event unacknowledged: the platform redelivers it, as done
+    here (none are needed now). One object, and its attempts count every write exactly once: no update lost, none
+    counted twice."""
     uri = f"gs://{BUCKET}/race"
     stores = [DeadLetterStore(uri, fake_gcs.client()) for _ in range(2)]
     barrier = threading.Barrier(len(stores))
@@ -81,7 +82,7 @@ def test_two_instances_updating_one_record_lose_no_update(fake_gcs: StorageEmula
                 try:
                     names.append(store.write(_record(n)))
                     break
-                except DeadLetterWriteError:  # lost the race MAX_CONFLICTS times: not acked, redelivered
+                except DeadLetterWriteError:  # lost races for the whole budget: not acked, redelivered
                     redelivered[0] += 1
                 except BaseException as exc:  # anything else fails the test below
                     errors.append(exc)
@@ -98,3 +99,30 @@ def test_two_instances_updating_one_record_lose_no_update(fake_gcs: StorageEmula
     final = stores[0].read(names[0])
     assert len(names) == 2 * WRITES_PER_INSTANCE, (len(names), redelivered)
     assert final.attempts == 2 * WRITES_PER_INSTANCE, (final, redelivered)  # no read-modify-write was lost
+
+
+def test_many_instances_recording_one_failure_at_once_all_land(fake_gcs: StorageEmulator) -> None:
+    """Twelve instances record the same (DAG, run id) at the same instant (a poison event delivered to all of them):
+    eleven lose the first race and the last loses up to eleven. Each write keeps trying with jittered waits within its
+    budget, so none is given up (each would have cost a redelivery: they gave up after 5 lost races)."""
+    uri = f"gs://{BUCKET}/crowd"
+    stores = [DeadLetterStore(uri, fake_gcs.client()) for _ in range(12)]
+    barrier = threading.Barrier(len(stores))
+    names: list[str] = []
+    errors: list[BaseException] = []
+
+    def instance(store: DeadLetterStore, n: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            names.append(store.write(_record(n)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=instance, args=(s, i)) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, [str(e) for e in errors[:3]]
+    assert len(names) == len(stores) and len(set(names)) == 1
+    assert stores[0].read(names[0]).attempts == len(stores)

@@ -29,6 +29,7 @@ from dagtrigger.deadletter import (
 )
 from dagtrigger.delivery import Delivery
 from dagtrigger.exceptions import ConfigError
+from tests.support.clock import FakeClock
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
 
 from .samples import pubsub_attrs, pubsub_data, storage_attrs, storage_data
@@ -548,6 +549,52 @@ def test_a_concurrent_writer_is_merged_not_overwritten(
     record = store.read(name)
     assert (record.attempts, record.reason, len(calls)) == (2, "ours", 2)
     assert record.recorded_at == "2026-11-24T10:00:05.000Z"  # the other instance's record came first
+
+
+def _losing_put(store: DeadLetterStore, other: DeadLetterStore, losses: int | None) -> list[str]:
+    """``store``'s uploads lose the race to ``other`` (which writes the record first, then we get 412) ``losses``
+    times (None: always); the calls are listed."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    real_put = store._put
+    calls: list[str] = []
+
+    def racing_put(*args: Any) -> None:
+        calls.append(args[0])
+        if losses is None or len(calls) <= losses:
+            other.write(storage_record(reason=f"the other instance, write {len(calls)}"))
+            raise PreconditionFailed("conditionNotMet")
+        real_put(*args)
+
+    store._put = racing_put  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_write_keeps_trying_after_many_lost_races_with_jittered_waits(gcs: StorageEmulator) -> None:
+    """Eight writers got there first, one after the other: the ninth write still lands (it gave up after five)."""
+    bucket = f"dead-letters-{next(_buckets)}"
+    gcs.create_bucket(bucket)
+    clock = FakeClock(wall=T0)
+    store = DeadLetterStore(f"gs://{bucket}/dl", client=gcs.client(), budget_s=20, clock=clock)
+    other = DeadLetterStore(f"gs://{bucket}/dl", client=gcs.client(), budget_s=20, clock=clock)
+    calls = _losing_put(store, other, losses=8)
+    record = store.read(store.write(storage_record(now=T0 + timedelta(minutes=1), reason="ours")))
+    assert (record.attempts, record.reason, len(calls)) == (9, "ours", 9)
+    assert len(clock.slept) == 8, "one wait per lost race"
+    assert all(0 <= wait <= min(1.0, 0.02 * 2**n) for n, wait in enumerate(clock.slept, start=1))
+    assert len(set(clock.slept)) == 8, "jittered, not a fixed schedule"
+
+
+def test_a_write_that_loses_every_race_gives_up_when_the_budget_is_spent(gcs: StorageEmulator) -> None:
+    bucket = f"dead-letters-{next(_buckets)}"
+    gcs.create_bucket(bucket)
+    clock = FakeClock(wall=T0)
+    store = DeadLetterStore(f"gs://{bucket}/dl", client=gcs.client(), budget_s=5, clock=clock)
+    other = DeadLetterStore(f"gs://{bucket}/dl", client=gcs.client(), budget_s=5, clock=clock)
+    calls = _losing_put(store, other, losses=None)
+    with pytest.raises(DeadLetterWriteError, match=r"changed by other writers \d+ times in \d+\.\d s"):
+        store.write(storage_record(reason="ours"))
+    assert sum(clock.slept) <= 5 and len(calls) > 5
 
 
 def test_our_own_retried_upload_is_not_counted_twice(store: DeadLetterStore, monkeypatch: pytest.MonkeyPatch) -> None:
