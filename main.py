@@ -19,7 +19,7 @@ import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
 from dagtrigger import events, function, sender_auth, warmup
-from dagtrigger.exceptions import BadEvent
+from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import EventReport
 from dagtrigger.redaction import redact
@@ -162,4 +162,7 @@ def trigger_push(request: flask.Request) -> flask.Response:
         report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
+    except CannotVerifyNow as error:  # nothing wrong with the request: not acknowledged, Pub/Sub delivers it again
+        PIPELINE.log.warning("push not verified yet: %s", error, extra={"outcome": "retry", "status": 503})
+        return _json(503, {"outcome": "retry", "error": str(error)})
     return _answer(report, 200 if report.acknowledged else 503)

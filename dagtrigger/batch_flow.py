@@ -36,7 +36,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .conf import EventDocuments, documents, refuse_conf
 from .events import Event
 from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
-from .outcome import Outcome, OutcomeKind
+from .outcome import Outcome, OutcomeKind, from_error
 from .routing import Target
 from .run_id import run_id_for
 
@@ -89,7 +89,7 @@ class Batcher:
             group = group_value(spec, event.kind.value, context)
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
-            return Placed("", Outcome(OutcomeKind.FAILED, f"batch: {exc}"))
+            return Placed("", from_error(exc, "batch: "))
         member_conf = dict(docs.conf)
         if target.route.manifest is not None:
             member_conf[target.route.manifest.into] = manifest
@@ -101,7 +101,7 @@ class Batcher:
                 record = member_record(placement, key, member_conf, event.time, late)
                 self.store.write(placement.bucket, member_name(placement.prefix, key), record)
             except MemberWriteError as exc:
-                return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, str(exc)), late)
+                return Placed(placement.run_id, from_error(exc), late)
             written = self.clock.monotonic()
             outcome, created_now = self._ensure(target, placement, context)
             if outcome.kind in _CREATED and late:
@@ -113,9 +113,7 @@ class Batcher:
                 if not self._has_started(target.dag_id, placement, written):
                     return Placed(placement.run_id, outcome, late)
             except (AirflowUnreachable, CredentialsUnavailable) as exc:
-                return Placed(
-                    placement.run_id, Outcome(OutcomeKind.RETRY, f"could not read the batch run's state: {exc}")
-                )
+                return Placed(placement.run_id, from_error(exc, "could not read the batch run's state: "))
             placement = self._late_placement(spec, target, group, placement)
         reason = f"batch: the runs of {MAX_LATE_HOPS + 1} windows started before this member was recorded"
         return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, reason), True)
@@ -162,7 +160,7 @@ class Batcher:
             conf["batch"] = batch
             note = route.note.render({**conf, "default": placement.run_id})[:1000] if route.note else None
         except TemplateError as exc:
-            return Outcome(OutcomeKind.FAILED, f"conf could not be built: {exc}")
+            return from_error(exc, "conf could not be built: ")
         refused = refuse_conf(conf, self.max_conf_bytes, sender_fault=False)  # the route's templates made it
         if refused is not None:
             return refused

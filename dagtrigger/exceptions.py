@@ -45,6 +45,14 @@ class BadEvent(DagtriggerError, ValueError):
         self.status = status
 
 
+class CannotVerifyNow(DagtriggerError, RuntimeError):
+    """The sender cannot be verified right now (Google's token certificates unreachable): answered 503, so the
+    sender retries; unlike ``BadEvent`` nothing is wrong with the request."""
+
+    key = "cannot-verify-now"
+    transient = True
+
+
 class AirflowUnreachable(DagtriggerError, RuntimeError):
     """No HTTP answer from Airflow within the retry budget (connection refused, reset, timeout)."""
 

@@ -57,10 +57,13 @@ STATUS_TABLE: dict[int, tuple[OutcomeKind, str]] = {
 }
 
 
-def from_error(error: DagtriggerError, prefix: str = "") -> Outcome:
-    """An error as an outcome: retried when it is transient, failed (recorded) otherwise; the reason is its message."""
+def from_error(error: DagtriggerError, prefix: str = "", sender_fault: bool = False) -> Outcome:
+    """An error as an outcome: retried when it is transient, failed (recorded) otherwise; the reason is its message.
+
+    The one mapping from errors to outcomes: the plain path, batch windows, replay and sweep all go through it, so
+    the same error never ends as a dead letter on one path and a 24-hour redelivery on another."""
     kind = OutcomeKind.RETRY if error.transient else OutcomeKind.FAILED
-    return Outcome(kind, f"{prefix}{error}")
+    return Outcome(kind, f"{prefix}{error}", sender_fault=sender_fault)
 
 
 def classify(status: int) -> Outcome:

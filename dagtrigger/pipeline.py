@@ -194,7 +194,7 @@ class Pipeline:
             manifest = self._manifest(event, target, docs)
             rendered = render(event, target.route, manifest, docs)
         except TemplateError as exc:
-            outcome = Outcome(OutcomeKind.FAILED, f"conf could not be built: {exc}", sender_fault=True)
+            outcome = from_error(exc, "conf could not be built: ", sender_fault=True)
         except ManifestError as exc:
             outcome = from_error(exc)
         else:
@@ -211,7 +211,7 @@ class Pipeline:
         try:
             manifest = self._manifest(event, target, docs)
         except TemplateError as exc:
-            return TargetResult(target, "", Outcome(OutcomeKind.FAILED, f"manifest location could not be built: {exc}"))
+            return TargetResult(target, "", from_error(exc, "manifest location could not be built: "))
         except ManifestError as exc:
             return TargetResult(target, "", from_error(exc))
         placed = self.batcher.handle(event, target, manifest, docs)

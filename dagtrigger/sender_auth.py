@@ -17,7 +17,7 @@ from . import signature
 from .airflow import no_redirect_session
 from .clock import SYSTEM_CLOCK, Clock
 from .events import idempotency_key, requested_dag
-from .exceptions import BadEvent, ConfigError
+from .exceptions import BadEvent, CannotVerifyNow, ConfigError
 from .rules import Route, Rules
 from .settings import Settings
 from .signature import SignedRequest
@@ -132,11 +132,11 @@ class PushVerifier:
                     reply.raise_for_status()
                     certs = reply.json()
                 except (requests.RequestException, ValueError) as exc:
-                    raise BadEvent(
-                        f"cannot fetch Google's token certificates now ({type(exc).__name__})", 503
+                    raise CannotVerifyNow(
+                        f"cannot fetch Google's token certificates now ({type(exc).__name__})"
                     ) from None
                 if not isinstance(certs, dict) or not certs:
-                    raise BadEvent("Google's token certificates came back empty", 503)
+                    raise CannotVerifyNow("Google's token certificates came back empty")
                 self._certs, self._fetched_at = {str(k): str(v) for k, v in certs.items()}, self.clock.monotonic()
             return self._certs
 
