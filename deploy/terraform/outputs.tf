@@ -27,3 +27,13 @@ output "airflow_user_registration" {
     "--service-account ${local.service_account_email}",
   ])
 }
+
+output "sweep_job" {
+  description = "The scheduled sweep's Cloud Run job (empty without sweep_image): gcloud run jobs execute NAME runs it now."
+  value       = local.sweep_enabled ? google_cloud_run_v2_job.sweep[0].name : ""
+}
+
+output "sweep_service_account_email" {
+  description = "The sweep's identity (register it as an Airflow user like the function's when needed)."
+  value       = local.sweep_enabled ? google_service_account.sweep[0].email : ""
+}

@@ -323,3 +323,78 @@ variable "source_bucket" {
   type        = string
   default     = ""
 }
+
+# ------------------------------------------------------------------ the scheduled sweep (sweep.tf)
+
+variable "sweep_image" {
+  description = "Image of this repository for the scheduled sweep (a Cloud Run job); empty: no sweep. Build: gcloud builds submit --pack image=IMAGE."
+  type        = string
+  default     = ""
+}
+
+variable "sweep_buckets" {
+  description = "Buckets the sweep lists (the storage trigger's bucket is added); the sweep's account gets objectViewer on each."
+  type        = list(string)
+  default     = []
+}
+
+variable "sweep_members_uris" {
+  description = "gs://bucket/prefix of each batched route's members: the sweep may write there (and only there)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for uri in var.sweep_members_uris : can(regex("^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^*?]+$", uri))])
+    error_message = "sweep_members_uris must be gs://BUCKET/PREFIX locations."
+  }
+}
+
+variable "sweep_since" {
+  description = "The sweep's lookback, longer than Eventarc's 24 h retention."
+  type        = string
+  default     = "26h"
+}
+
+variable "sweep_settle" {
+  description = "Uploads younger than this are left to the live path."
+  type        = string
+  default     = "5m"
+}
+
+variable "sweep_budget_minutes" {
+  description = "The sweep stops after this long and leaves a cursor next to the dead letters; the task timeout is 10 minutes more."
+  type        = number
+  default     = 50
+}
+
+variable "sweep_schedule" {
+  description = "When the sweep runs (cron, UTC)."
+  type        = string
+  default     = "17 * * * *"
+}
+
+# ------------------------------------------------------------------ monitoring (monitoring.tf)
+
+variable "monitoring" {
+  description = "Create the log-based metrics and alert policies."
+  type        = bool
+  default     = true
+}
+
+variable "notification_channels" {
+  description = "Monitoring notification channel ids the alert policies notify."
+  type        = list(string)
+  default     = []
+}
+
+variable "monitoring_resource_type" {
+  description = "The monitored resource the function's log-based metrics are written under."
+  type        = string
+  default     = "cloud_run_revision"
+}
+
+variable "retry_alert_per_minute" {
+  description = "Alert when more events than this per minute are answered 503 (redeliver), for 10 minutes."
+  type        = number
+  default     = 10
+}
