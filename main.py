@@ -98,7 +98,7 @@ def _attributes(cloud_event: CloudEvent) -> dict[str, Any]:
 def trigger_event(cloud_event: CloudEvent) -> None:
     flask.g.setdefault(_ENTERED, True)
     try:
-        event = events.from_cloud_event(_attributes(cloud_event), cloud_event.data)
+        event = events.from_cloud_event(_attributes(cloud_event), cloud_event.data, PIPELINE.rules.notifications)
         report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)
@@ -158,7 +158,7 @@ def trigger_push(request: flask.Request) -> flask.Response:
     try:
         PUSH.verify(request.headers.get("Authorization"))
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
-        event = events.from_push_envelope(body)
+        event = events.from_push_envelope(body, PIPELINE.rules.notifications)
         report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)

@@ -45,6 +45,10 @@ IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-
 SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS)})
 NOT_JSON: Any = object()  # PubSubMessage.json_data of data that is absent or not JSON
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
+# (bucket, channel) pairs the routing file declares: Cloud Storage notifications for that bucket are relayed only
+# through that topic (``projects/P/topics/T``, by Eventarc) or push subscription (``projects/P/subscriptions/S``).
+Channels = frozenset[tuple[str, str]]
+NO_CHANNELS: Channels = frozenset()
 
 
 class EventKind(Enum):
@@ -207,12 +211,20 @@ def _topic_from_source(source: str) -> str | None:
     return (topic or None) if marker else None
 
 
-def from_cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
-    """Build an Event from CloudEvent attributes (id, type, source, subject, time, extensions) and its data."""
-    return replace(_cloud_event(attrs, data), delivery=Delivery.cloud_event(attrs, data))
+def _topic_path(source: str) -> str:
+    """``projects/P/topics/T`` of an Eventarc Pub/Sub source ``//pubsub.googleapis.com/projects/P/topics/T``."""
+    return source.removeprefix("//pubsub.googleapis.com/")
 
 
-def _cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
+def from_cloud_event(attrs: Mapping[str, Any], data: Any, channels: Channels = NO_CHANNELS) -> Event:
+    """Build an Event from CloudEvent attributes (id, type, source, subject, time, extensions) and its data.
+
+    ``channels``: where Cloud Storage notifications may be relayed from (see ``Channels``); elsewhere a message that
+    looks like one stays a Pub/Sub message."""
+    return replace(_cloud_event(attrs, data, channels), delivery=Delivery.cloud_event(attrs, data))
+
+
+def _cloud_event(attrs: Mapping[str, Any], data: Any, channels: Channels) -> Event:
     ce_id = _checked_text(attrs.get("id"), "CloudEvent id") or ""
     ce_type = _checked_text(attrs.get("type"), "CloudEvent type") or ""
     source = _checked_text(attrs.get("source"), "CloudEvent source") or ""
@@ -228,27 +240,37 @@ def _cloud_event(attrs: Mapping[str, Any], data: Any) -> Event:
     if ce_type == PUBSUB_TYPE:
         envelope = _json_object(data, "Pub/Sub event data")
         message = _pubsub_message(envelope, _topic_from_source(source), fallback_id=ce_id)
-        return _storage_notification(message) or Event(kind=EventKind.PUBSUB, message=message, **common)
+        relayed = _storage_notification(message, _topic_path(source), channels)
+        return relayed or Event(kind=EventKind.PUBSUB, message=message, **common)
     return Event(kind=EventKind.UNSUPPORTED, **common)
 
 
-def _storage_notification(message: PubSubMessage) -> Event | None:
-    """A Cloud Storage notification that came through Pub/Sub, as the storage event it describes.
+def _storage_notification(message: PubSubMessage, channel: str, channels: Channels) -> Event | None:
+    """A Cloud Storage notification that came through Pub/Sub, as the storage event it describes; None when the
+    message is not one we may take as such: any publisher can set these attributes, so only a message that arrived
+    through the channel declared for its bucket (``channels``) speaks for Cloud Storage, and only when its attributes
+    and JSON payload name the same object version.
 
     Same object version → same run id as the direct Eventarc event, so the two paths never double a run.
     """
     attrs = message.attributes
     ce_type = NOTIFICATION_TYPES.get(attrs.get("eventType", ""))
-    if ce_type is None or not attrs.get("bucketId") or not attrs.get("objectId"):
+    bucket, name = attrs.get("bucketId"), attrs.get("objectId")
+    if ce_type is None or not bucket or not name or (bucket, channel) not in channels:
         return None
     resource: Mapping[str, Any] = {}
     if attrs.get("payloadFormat", "JSON_API_V1") == "JSON_API_V1" and isinstance(message.json_data, dict):
         resource = message.json_data
+    generation = attrs.get("objectGeneration") or ""
+    for key, value in (("bucket", bucket), ("name", name), ("generation", generation)):
+        stated = resource.get(key)
+        if value and stated not in (None, "") and str(stated) != value:
+            return None  # the payload names another object than the attributes: not what Cloud Storage sends
     resource = {
         **resource,
-        "bucket": resource.get("bucket") or attrs["bucketId"],
-        "name": resource.get("name") or attrs["objectId"],
-        "generation": str(resource.get("generation") or attrs.get("objectGeneration") or ""),
+        "bucket": bucket,
+        "name": name,
+        "generation": str(resource.get("generation") or generation),
     }
     obj = _storage(resource, {})
     return Event(
@@ -263,15 +285,15 @@ def _storage_notification(message: PubSubMessage) -> Event | None:
     )
 
 
-def from_push_envelope(raw_body: bytes | Mapping[str, Any]) -> Event:
+def from_push_envelope(raw_body: bytes | Mapping[str, Any], channels: Channels = NO_CHANNELS) -> Event:
     """A Pub/Sub push subscription's POST body: ``{"message": {...}, "subscription": "projects/…"}``.
 
     Only for the push entry point, after the subscription's OIDC token was verified: the transport decides the
-    event kind, never the body's shape."""
+    event kind, never the body's shape; ``channels`` as for ``from_cloud_event``."""
     body = _json_object(raw_body, "Pub/Sub push body")
     message = _pubsub_message(body, topic=None, fallback_id=None)
     delivery = Delivery.push(body)
-    notification = _storage_notification(message)
+    notification = _storage_notification(message, message.subscription or "", channels)
     if notification is not None:
         return replace(notification, delivery=delivery)
     return Event(
@@ -332,7 +354,7 @@ def requested_dag(path: str) -> str | None:
     return dag_id
 
 
-def from_delivery(delivery: Delivery) -> Event:
+def from_delivery(delivery: Delivery, channels: Channels = NO_CHANNELS) -> Event:
     """A stored delivery (a dead letter's), parsed again by the same parsers as the first time, so a replay gets
     the same event and run id. Raises BadDeadLetter when it cannot be turned back into a request, and BadEvent when
     the parsers reject it (as they would have the first time)."""
@@ -343,12 +365,12 @@ def from_delivery(delivery: Delivery) -> Event:
             raise BadDeadLetter("dead letter raw.attributes must be an object")
         if isinstance(data, Mapping) and set(data) == {"_base64"}:
             data = _unbase64(data["_base64"], "raw.data._base64")
-        event = _cloud_event(attributes, data)
+        event = _cloud_event(attributes, data, channels)
     elif delivery.transport == "push":
         body = raw.get("body")
         if not isinstance(body, Mapping):
             raise BadDeadLetter("dead letter raw.body must be an object")
-        event = from_push_envelope(body)
+        event = from_push_envelope(body, channels)
     elif delivery.transport == "webhook":
         headers = raw.get("headers") or {}
         if not isinstance(headers, Mapping):

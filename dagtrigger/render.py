@@ -55,9 +55,10 @@ def manifest_location(event: Event, route: Route, docs: EventDocuments | None = 
     bucket = route.manifest.bucket.evaluate(context) if route.manifest.bucket else context.get("bucket")
     if not isinstance(name, str) or not name or not isinstance(bucket, str) or not bucket:
         raise TemplateError(f"route {route.name!r}: manifest bucket/object did not evaluate to names for this event")
-    allowed = route.manifest.buckets or ((event.storage.bucket,) if event.storage is not None else ())
+    allowed = route.manifest.buckets or route.named_buckets
     if bucket not in allowed:
-        # The function reads with its own credentials: only buckets the route names (default: the storage event's own
-        # bucket), so an event's content cannot make it read, and reveal, objects elsewhere.
+        # The function reads with its own credentials: only buckets the route names (manifest.buckets, else the ones
+        # its match.bucket names), never one an event names, so an event cannot make it read, and reveal, objects
+        # elsewhere.
         raise TemplateError(f"route {route.name!r}: manifest bucket {bucket!r} is not in manifest.buckets")
     return bucket, name

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch import BatchSpec, parse_batch
+from .events import NO_CHANNELS, Channels
 from .exceptions import ConfigError
 from .gcs import bucket_problem
 from .redaction import Secret
@@ -24,6 +25,7 @@ from .templates import Expression, TextTemplate
 
 KINDS = ("storage", "pubsub", "webhook")
 ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch
+CHANNEL = re.compile(r"projects/[a-z0-9.:-]{1,100}/(?:topics|subscriptions)/[A-Za-z0-9._~+%-]{1,255}")  # fullmatch
 DEFAULT_TEMPORARY = (
     "**/_temporary/**",
     "_temporary/**",
@@ -154,6 +156,11 @@ class Route:
     batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch.py
 
     @property
+    def named_buckets(self) -> tuple[str, ...]:
+        """The buckets this route names exactly (``match.bucket`` equals): bucket names no event chooses."""
+        return self.match.bucket.equals if self.match.bucket is not None else ()
+
+    @property
     def takes_webhooks(self) -> bool:
         """Whether webhooks can reach this route at all (no kind named, or ``webhook`` among them)."""
         return not self.match.kinds or "webhook" in self.match.kinds
@@ -174,6 +181,7 @@ class Rules:
     routes: tuple[Route, ...]
     ignore: Ignore = field(default_factory=Ignore)
     source: str = SINGLE_ROUTE_SOURCE  # where the rules came from: the routing file's name, or DAG_ID
+    notifications: Channels = NO_CHANNELS  # (bucket, topic or subscription) relaying Cloud Storage notifications
 
     @property
     def single(self) -> bool:
@@ -320,7 +328,7 @@ class _Reader:
             conf_base=conf_base,
             run_id=TextTemplate(str(spec["run_id"]), f"{self.where} → {label}.run_id") if "run_id" in spec else None,
             note=TextTemplate(str(spec["note"]), f"{self.where} → {label}.note") if "note" in spec else None,
-            manifest=self.manifest(spec["manifest"], f"{label}.manifest") if "manifest" in spec else None,
+            manifest=self.manifest(spec["manifest"], f"{label}.manifest", match) if "manifest" in spec else None,
             batch=self.batch(spec, label),
             webhook=self.webhook(spec["webhook"], f"{label}.webhook", dag_id, allow)
             if "webhook" in spec
@@ -359,10 +367,16 @@ class _Reader:
                 raise self.error(f"{path}.scheme", "standard-webhooks needs a fixed dag_id (no allow_dags)")
         return WebhookAuth(scheme=scheme, secrets=tuple(secrets))
 
-    def manifest(self, value: Any, path: str) -> Manifest:
+    def manifest(self, value: Any, path: str, match: Match) -> Manifest:
         spec = self.mapping(value, path, ("object", "bucket", "buckets", "into", "max_bytes"))
         if "object" not in spec:
             raise self.error(f"{path}.object", "is required: an expression giving the object name")
+        if "buckets" not in spec and (match.bucket is None or not match.bucket.equals):
+            # The function reads with its own credentials: never from a bucket an event names.
+            raise self.error(
+                f"{path}.buckets",
+                "is required unless match.bucket names the bucket(s) exactly: the buckets manifests may be read from",
+            )
         into = spec.get("into", "manifest")
         if not isinstance(into, str) or not into:
             raise self.error(f"{path}.into", "must be a conf key")
@@ -381,6 +395,24 @@ class _Reader:
             if problem:
                 raise self.error(path, problem)
         return names
+
+    def notifications(self, value: Any, routes: list[Route]) -> Channels:
+        """``notifications: {bucket: channel or [channels]}``: where each route-named bucket's notifications come
+        from through Pub/Sub (``projects/P/topics/T`` for Eventarc, ``projects/P/subscriptions/S`` for push)."""
+        if not isinstance(value, Mapping) or not value:
+            raise self.error("notifications", "must be a mapping of bucket → topic or push subscription (or a list)")
+        named = {b for r in routes for b in r.named_buckets}
+        pairs = set()
+        for bucket, channels in value.items():
+            path = f"notifications.{bucket}"
+            if bucket not in named:
+                raise self.error(path, "no route names this bucket in match.bucket: its notifications would route "
+                                 "nowhere, or anywhere an event says")  # fmt: skip
+            for channel in self.strings(channels, path):
+                if not CHANNEL.fullmatch(channel):
+                    raise self.error(path, f"{channel!r} is not projects/P/topics/T or projects/P/subscriptions/S")
+                pairs.add((str(bucket), channel))
+        return frozenset(pairs)
 
     def ignore(self, value: Any) -> Ignore:
         spec = self.mapping(value, "ignore", ("placeholders", "temporary", "metadata_key"))
@@ -402,7 +434,7 @@ class _Reader:
 def parse_rules(document: Any, where: str, env: Mapping[str, str] | None = None) -> Rules:
     """Validate a parsed routing document (see docs/routing.md); route secrets are read from ``env``."""
     reader = _Reader(where, os.environ if env is None else env)
-    spec = reader.mapping(document, "(top level)", ("routes", "ignore"))
+    spec = reader.mapping(document, "(top level)", ("routes", "ignore", "notifications"))
     raw_routes = spec.get("routes")
     if not isinstance(raw_routes, list) or not raw_routes:
         raise reader.error("routes", "must be a non-empty list of routes")
@@ -419,7 +451,8 @@ def parse_rules(document: Any, where: str, env: Mapping[str, str] | None = None)
     dags = [r.dag_id for r in routes if r.dag_id]
     shared = {d for d in dags if dags.count(d) > 1}
     routes = [Route(**{**r.__dict__, "shares_dag": r.dag_id in shared}) for r in routes]
-    return Rules(tuple(routes), reader.ignore(spec.get("ignore", {})), where)
+    channels = reader.notifications(spec["notifications"], routes) if "notifications" in spec else NO_CHANNELS
+    return Rules(tuple(routes), reader.ignore(spec.get("ignore", {})), where, channels)
 
 
 def load_rules(path: str, env: Mapping[str, str] | None = None) -> Rules:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..clock import parse_utc, utc
 from ..delivery import TRANSPORTS, Delivery
-from ..events import Event, from_delivery
+from ..events import NO_CHANNELS, Channels, Event, from_delivery
 from ..exceptions import BadDeadLetter
 from ..outcome import OutcomeKind
 
@@ -229,6 +229,7 @@ def matches(
     return include_replayed or not is_replayed(record)
 
 
-def event_from_record(record: DeadLetter) -> Event:
-    """The record's event, parsed again by the parsers of its first delivery (``events.from_delivery``)."""
-    return from_delivery(Delivery.stored(record.transport, record.raw, record.attempts))
+def event_from_record(record: DeadLetter, channels: Channels = NO_CHANNELS) -> Event:
+    """The record's event, parsed again by the parsers of its first delivery (``events.from_delivery``), with the
+    relay channels the routes declare today."""
+    return from_delivery(Delivery.stored(record.transport, record.raw, record.attempts), channels)

@@ -16,12 +16,18 @@ from tests.unit.samples import pubsub_attrs, pubsub_data, storage_attrs, storage
 
 pytestmark = pytest.mark.integration
 NAME = "incoming/2026 Q4/Überweisung #7.csv"
+ROUTES = {
+    "routes": [{"name": "landing", "dag_id": "d", "match": {"bucket": "landing"}}],
+    "notifications": {"landing": "projects/example-project/topics/orders"},
+}
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[FakeAirflow, FunctionProcess]]:
     with FakeAirflow() as airflow:
-        env = {"AIRFLOW_URI": airflow.url, "DAG_ID": "d", "AIRFLOW_AUTH": "none"}
+        routes = tmp_path / "routes.json"  # relayed notifications need a route-named bucket and a declared channel
+        routes.write_text(json.dumps(ROUTES))
+        env = {"AIRFLOW_URI": airflow.url, "ROUTES_FILE": str(routes), "AIRFLOW_AUTH": "none"}
         with FunctionProcess("trigger_event", env, tmp_path) as function:
             yield airflow, function
 

@@ -19,6 +19,7 @@ ROUTES = """
 routes:
   - name: batch-with-manifest
     dag_id: dagtrigger_example
+    match: {bucket: landing}
     marker: _SUCCESS
     manifest: {object: "concat(folder, '/manifest.json')", into: manifest, max_bytes: 2048}
     conf: {files: manifest.files, count: length(manifest.files)}

@@ -43,6 +43,8 @@ routes:
     dag_id: dagtrigger_example
     allow_dags: [dagtrigger_example]
     match: {kind: webhook}
+notifications:                      # Cloud Storage notifications for landing are relayed only through this topic
+  landing: projects/example-project/topics/orders
 """
 
 

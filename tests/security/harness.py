@@ -35,3 +35,17 @@ def webhook_env(airflow_url: str, routes_file: Path, **extra: str) -> dict[str, 
     }
     env.update(extra)
     return env
+
+
+def event_env(airflow_url: str, routes_file: Path, **extra: str) -> dict[str, str]:
+    """Settings of a ``trigger_event`` function (Eventarc's entry point) against a fake Airflow without auth."""
+    env = {
+        "AIRFLOW_URI": airflow_url,
+        "AIRFLOW_API_VERSION": "v2",
+        "AIRFLOW_AUTH": "none",
+        "AIRFLOW_RETRY_BUDGET_SECONDS": "0",
+        "AIRFLOW_TIMEOUT_SECONDS": "3",
+        "ROUTES_FILE": str(routes_file),
+    }
+    env.update(extra)
+    return env

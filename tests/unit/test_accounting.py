@@ -125,8 +125,10 @@ def test_a_relayed_storage_notification_gives_the_same_run_id_too() -> None:
                                "objectGeneration": "1732442400123456", "payloadFormat": "JSON_API_V1"},
             },
             "subscription": "projects/p/subscriptions/s",
-        }
+        },
+        frozenset({("landing", "projects/p/subscriptions/s")}),
     )  # fmt: skip
+    assert relayed.storage is not None
     synthetic = finalized_event(resource)
     for target in route(relayed, RULES).targets:
         if target.route.batch is None:

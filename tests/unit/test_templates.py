@@ -112,7 +112,15 @@ def test_relayed_storage_notification_gives_the_same_conf_and_run_id() -> None:
         "payloadFormat": "JSON_API_V1",
         "notificationConfig": "projects/_/buckets/landing/notificationConfigs/1",
     }
-    relayed = events.from_cloud_event(pubsub_attrs(), pubsub_data(json.dumps(resource).encode(), attributes=attributes))
+    channels = frozenset(
+        {
+            ("landing", "projects/example-project/topics/orders"),
+            ("landing", "projects/example-project/subscriptions/eventarc-sub"),
+        }
+    )
+    message = pubsub_data(json.dumps(resource).encode(), attributes=attributes)
+    relayed = events.from_cloud_event(pubsub_attrs(), message, channels)
+    assert events.from_cloud_event(pubsub_attrs(), message).kind is events.EventKind.PUBSUB  # channel not declared
     direct = upload(name)
     assert relayed.kind is events.EventKind.STORAGE and relayed.action == "finalized"
     assert run_id_for(relayed) == run_id_for(direct)
@@ -120,7 +128,7 @@ def test_relayed_storage_notification_gives_the_same_conf_and_run_id() -> None:
     relayed_conf, direct_conf = render(relayed, route).conf, render(direct, route).conf
     relayed_conf.pop(RESERVED_KEY), direct_conf.pop(RESERVED_KEY)
     assert relayed_conf == direct_conf
-    push = events.from_push_envelope(pubsub_data(b"", attributes={**attributes, "payloadFormat": "NONE"}))
+    push = events.from_push_envelope(pubsub_data(b"", attributes={**attributes, "payloadFormat": "NONE"}), channels)
     assert push.kind is events.EventKind.STORAGE and run_id_for(push) == run_id_for(direct)
 
 
