@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from devtools.fakes import Answer, FakeServer, Seen, ServedFake
+from devtools.fakes import Answer, FakeServer, Seen, ServedFake, runs_answer
 
 # A conf whose metadata holds this key is refused (400), as Airflow refuses a bad request: a poison event.
 REFUSE_MARKER = "dagtrigger-load-refuse"
@@ -98,11 +98,11 @@ class FaultyAirflow(ServedFake):
             ok = path.startswith(f"/api/{self.version}/")
             return Answer(200, {"version": "fake"}) if ok else Answer(404, {"detail": "Not Found"})
         parts = path.split("/")
-        if seen.method == "GET" and len(parts) >= 3 and parts[-2] == "dagRuns":  # a 409 is checked by reading the run
-            self._count("read")
-            with self._lock:
-                known = (parts[-3], unquote(parts[-1])) in self.runs
-            return Answer(200, {"state": "queued"}) if known else Answer(404, {"detail": "DAGRun not found"})
+        if seen.method == "GET" and "dagRuns" in parts:  # a run read (after a 409), or a page of runs (sweep)
+            self._count("read" if parts[-2] == "dagRuns" else "list")
+            answer = runs_answer(seen, self.runs, self._lock)
+            assert answer is not None
+            return answer
         if not (seen.method == "POST" and path.endswith("/dagRuns")):
             return Answer(404, {"detail": "Not Found"})
         if self.required_token_prefix is not None:
