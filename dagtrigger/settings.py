@@ -37,6 +37,10 @@ def is_dag_id(value: object) -> bool:
     return isinstance(value, str) and DAG_ID_PATTERN.fullmatch(value) is not None and value.strip(".") != ""
 
 
+# Airflow's default database pool per API server process: [database] sql_alchemy_pool_size 5 + max_overflow 10.
+AIRFLOW_DEFAULT_CAPACITY = 15
+
+
 @dataclass(frozen=True)
 class Settings:
     airflow_uri: str
@@ -63,6 +67,10 @@ class Settings:
     dead_letter_uri: str | None = None
     max_event_age_s: float = 86400.0
     max_in_flight: int = 8
+    # The deployment's --max-instances (set by deploy/) and the concurrent calls the target Airflow API server takes:
+    # `check` warns when max_instances × max_in_flight is over airflow_capacity (Airflow 3 stalls past its DB pool).
+    max_instances: int | None = None
+    airflow_capacity: int = AIRFLOW_DEFAULT_CAPACITY
 
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
@@ -89,6 +97,8 @@ _EXAMPLES = {
     "DEAD_LETTER_URI": "gs://my-project-dagtrigger/dead-letters",
     "MAX_EVENT_AGE_SECONDS": "86400",
     "AIRFLOW_MAX_IN_FLIGHT": "8",
+    "MAX_INSTANCES": "3",
+    "AIRFLOW_CAPACITY": "15",
     "WEBHOOK_AUTH": "signature",
     "PUSH_AUDIENCE": "https://dagtrigger-abc123-uc.a.run.app",
     "PUSH_SERVICE_ACCOUNTS": "pubsub-push@my-project.iam.gserviceaccount.com",
@@ -220,6 +230,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         dead_letter_uri=_gs_uri(env),
         max_event_age_s=_number(env, "MAX_EVENT_AGE_SECONDS", 86400.0, 60.0, 30 * 86400.0),
         max_in_flight=int(_number(env, "AIRFLOW_MAX_IN_FLIGHT", 8, 1, 1000)),
+        max_instances=int(_number(env, "MAX_INSTANCES", 0, 1, 1000)) if env.get("MAX_INSTANCES", "").strip() else None,
+        airflow_capacity=int(_number(env, "AIRFLOW_CAPACITY", AIRFLOW_DEFAULT_CAPACITY, 1, 100_000)),
     )
 
 

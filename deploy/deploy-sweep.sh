@@ -169,6 +169,7 @@ fi
 job+=(--command=python --args="$args" --service-account="$DT_SA_EMAIL"
   --tasks=1 --max-retries=0 --task-timeout="$((10#$budget_min + 10))m" --memory="$DT_MEMORY" --cpu="$DT_CPU"
   --set-env-vars="$DT_ENV_FLAG")
+dt_pin_secret_versions
 [[ -z $DT_SECRETS_FLAG ]] || job+=(--set-secrets="$DT_SECRETS_FLAG")
 [[ -z $DT_VPC_CONNECTOR ]] || job+=(--vpc-connector="$DT_VPC_CONNECTOR" --vpc-egress="${DT_EGRESS_SETTINGS:-all}")
 dt_note "One sweep at a time: each run lists every routed bucket; see docs/accounting.md for the cost."

@@ -39,6 +39,11 @@ DT_CPU=1
 DT_MAX_INSTANCES=3
 DT_MIN_INSTANCES=""
 DT_CONCURRENCY=10
+# Calls to Airflow in flight per instance (AIRFLOW_MAX_IN_FLIGHT), and what the target Airflow's API server takes
+# at once (AIRFLOW_CAPACITY): Airflow 3's API server stalls past its database pool, 5 + 10 overflow connections
+# by default. 3 instances x 4 = 12 stays under it (docs/deploy.md#airflow-capacity).
+DT_MAX_IN_FLIGHT=4
+DT_AIRFLOW_CAPACITY=15
 DT_API_VERSION=""
 DT_AUTH=""
 DT_USERNAME=""
@@ -76,7 +81,7 @@ readonly DT_GROUP_COMMON_FLAGS="--dry-run"
 readonly DT_GROUP_AIRFLOW_VALUES="--composer-env --composer-location --composer-project --airflow-uri --dag-id"
 readonly DT_GROUP_EVENT_VALUES="--trigger-service-account"
 readonly DT_GROUP_FUNCTION_VALUES="--runtime --timeout --memory --cpu --max-instances --min-instances
-  --concurrency --airflow-api-version --airflow-auth --airflow-username --airflow-audience
+  --concurrency --max-in-flight --airflow-capacity --airflow-api-version --airflow-auth --airflow-username --airflow-audience
   --password-secret --token-secret --request-timeout --retry-budget --env --secret --routes-file
   --dead-letter-uri --vpc-connector --egress-settings --ingress-settings --source"
 
@@ -253,6 +258,8 @@ dt__set_option() {
     --max-instances) DT_MAX_INSTANCES=$val ;;
     --min-instances) DT_MIN_INSTANCES=$val ;;
     --concurrency) DT_CONCURRENCY=$val ;;
+    --max-in-flight) DT_MAX_IN_FLIGHT=$val ;;
+    --airflow-capacity) DT_AIRFLOW_CAPACITY=$val ;;
     --airflow-api-version) DT_API_VERSION=$val ;;
     --airflow-auth) DT_AUTH=$val ;;
     --airflow-username) DT_USERNAME=$val ;;
@@ -496,6 +503,8 @@ dt_check_function_options() {
   dt_check_int "$DT_MAX_INSTANCES" --max-instances 1 1000
   [[ -z $DT_MIN_INSTANCES ]] || dt_check_int "$DT_MIN_INSTANCES" --min-instances 0 "$DT_MAX_INSTANCES"
   dt_check_int "$DT_CONCURRENCY" --concurrency 1 1000
+  dt_check_int "$DT_MAX_IN_FLIGHT" --max-in-flight 1 256
+  dt_check_int "$DT_AIRFLOW_CAPACITY" --airflow-capacity 1 100000
   dt_check_regex "$DT_MEMORY" '^[0-9]+(k|M|G|Ki|Mi|Gi)$' --memory "a size such as 256Mi or 1Gi"
   dt_check_regex "$DT_CPU" '^([0-9]+(\.[0-9]+)?|\.[0-9]+|[0-9]+m)$' --cpu "a CPU count such as 1, 2 or .5"
   if ((10#$DT_CONCURRENCY > 1)) && ! dt__cpu_at_least_one "$DT_CPU"; then
@@ -544,6 +553,8 @@ dt_check_function_options() {
   [[ -n $DT_USERNAME ]] && DT_ENV_PAIRS+=("AIRFLOW_USERNAME=$DT_USERNAME")
   [[ -n $DT_AUDIENCE ]] && DT_ENV_PAIRS+=("AIRFLOW_AUDIENCE=$DT_AUDIENCE")
   DT_ENV_PAIRS+=("AIRFLOW_TIMEOUT_SECONDS=$DT_REQUEST_TIMEOUT" "AIRFLOW_RETRY_BUDGET_SECONDS=$DT_RETRY_BUDGET")
+  DT_ENV_PAIRS+=("AIRFLOW_MAX_IN_FLIGHT=$DT_MAX_IN_FLIGHT" "MAX_INSTANCES=$DT_MAX_INSTANCES"
+    "AIRFLOW_CAPACITY=$DT_AIRFLOW_CAPACITY")
   [[ -n $DT_ROUTES_FILE ]] && DT_ENV_PAIRS+=("ROUTES_FILE=$DT_ROUTES_FILE")
   [[ -n $DT_DEAD_LETTER_URI ]] && DT_ENV_PAIRS+=("DEAD_LETTER_URI=$DT_DEAD_LETTER_URI")
   local threads_given=0
@@ -636,10 +647,49 @@ dt_deploy_function() {
   fi
   dt_join_kv DT_ENV_FLAG "AIRFLOW_URI=$DT_AIRFLOW_URI" "${DT_ENV_PAIRS[@]}"
   cmd+=(--set-env-vars="$DT_ENV_FLAG")
+  dt_pin_secret_versions
   [[ -z $DT_SECRETS_FLAG ]] || cmd+=(--set-secrets="$DT_SECRETS_FLAG")
-  dt_note "At most max-instances x concurrency = $DT_MAX_INSTANCES x $DT_CONCURRENCY =" \
-    "$((10#$DT_MAX_INSTANCES * 10#$DT_CONCURRENCY)) requests in flight to the Airflow web server."
+  dt_note_airflow_load
   dt_run "${cmd[@]}"
+}
+
+# What the deployment can send Airflow at once: max-instances x AIRFLOW_MAX_IN_FLIGHT (each instance queues the
+# rest of its --concurrency requests), against what the API server takes (--airflow-capacity).
+dt_note_airflow_load() {
+  local calls=$((10#$DT_MAX_INSTANCES * 10#$DT_MAX_IN_FLIGHT))
+  dt_note "At most max-instances x AIRFLOW_MAX_IN_FLIGHT = $DT_MAX_INSTANCES x $DT_MAX_IN_FLIGHT = $calls calls" \
+    "in flight to Airflow's API server (--airflow-capacity $DT_AIRFLOW_CAPACITY); each instance queues the rest" \
+    "of its --concurrency $DT_CONCURRENCY requests."
+  if ((calls > 10#$DT_AIRFLOW_CAPACITY)); then
+    dt_note "WARNING: $calls is over the $DT_AIRFLOW_CAPACITY concurrent calls Airflow's API server takes: past" \
+      "its database pool it stalls (Airflow 3, measured: 3.1 POST/s at 32 callers against 34-44/s at 16). Lower" \
+      "--max-instances or --max-in-flight, or raise [database] sql_alchemy_pool_size / sql_alchemy_max_overflow" \
+      "on Airflow and pass the new total as --airflow-capacity (docs/deploy.md#airflow-capacity)."
+  fi
+}
+
+# Pin every Secret Manager reference to a version: under :latest a rotated secret changes what the function does
+# at its next cold start, without a deploy. NAME and NAME:latest become the version that is current now.
+dt_pin_secret_versions() {
+  local i pair key ref secret project version
+  for i in "${!DT_SECRET_PAIRS[@]}"; do
+    pair=${DT_SECRET_PAIRS[$i]}
+    key=${pair%%=*}
+    ref=${pair#*=}
+    [[ $ref == *:latest ]] || continue
+    secret=${ref%:latest}
+    project=$DT_PROJECT
+    if [[ $secret == projects/*/secrets/* ]]; then
+      project=${secret#projects/}
+      project=${project%%/*}
+      secret=${secret##*/}
+    fi
+    dt_capture version "<VERSION_OF_$secret>" gcloud secrets versions describe latest --secret="$secret" \
+      --project="$project" --format='value(name)'
+    DT_SECRET_PAIRS[i]="$key=${ref%:latest}:${version##*/}"
+  done
+  DT_SECRETS_FLAG=""
+  ((${#DT_SECRET_PAIRS[@]} == 0)) || dt_join_kv DT_SECRETS_FLAG "${DT_SECRET_PAIRS[@]}"
 }
 
 # roles/run.invoker on the function's Cloud Run service (2nd gen functions are Cloud Run
@@ -755,13 +805,18 @@ Function settings:
                            --retry-budget + --request-timeout
   --memory SIZE            default 256Mi        --cpu N   default 1
   --max-instances N        default 3            --min-instances N   default unset (0)
-  --concurrency N          requests per instance (default 10; >1 needs --cpu 1 or more).
-                           At most max-instances x concurrency POSTs reach Airflow at once.
+  --concurrency N          requests per instance (default 10; >1 needs --cpu 1 or more)
+  --max-in-flight N        AIRFLOW_MAX_IN_FLIGHT: calls to Airflow at once per instance
+                           (default 4); max-instances x this many reach Airflow at once
+  --airflow-capacity N     concurrent calls the Airflow API server takes (default 15:
+                           Airflow's database pool, 5 + 10 overflow); a warning when the
+                           product above exceeds it; `dagtrigger check` warns too
   --airflow-api-version V  auto | v1 | v2 (AIRFLOW_API_VERSION)
   --airflow-auth MODE      google | none | basic | airflow-jwt | id-token | bearer
   --airflow-username USER  AIRFLOW_USERNAME (basic, airflow-jwt)
   --airflow-audience AUD   AIRFLOW_AUDIENCE (id-token)
-  --password-secret S      Secret Manager secret for AIRFLOW_PASSWORD (NAME[:VERSION])
+  --password-secret S      Secret Manager secret for AIRFLOW_PASSWORD (NAME[:VERSION]; NAME and
+                           NAME:latest are pinned to the version current at deploy time)
   --token-secret S         Secret Manager secret for AIRFLOW_TOKEN (NAME[:VERSION])
   --secret ENV=S[:V]       any other secret environment variable (repeatable)
   --request-timeout S      AIRFLOW_TIMEOUT_SECONDS (default 20)

@@ -43,6 +43,7 @@ class Symptom(Enum):
     OBJECT_UNREADABLE = "object-unreadable"
     OBJECT_MISSING = "object-missing"
     OBJECT_DEAD_LETTERED = "object-dead-lettered"
+    AIRFLOW_OVERLOAD = "airflow-overload"
 
 
 _COMPOSER_ROLE = (
@@ -193,6 +194,13 @@ FIXES: dict[Symptom, dict[str, str]] = {
         "the Airflow UI and report this Airflow version to dagtrigger",
     },
     Symptom.UNEXPECTED: {"*": "see Airflow's answer above; the web server log has the details"},
+    Symptom.AIRFLOW_OVERLOAD: {
+        "*": "lower the deployment's --max-instances or AIRFLOW_MAX_IN_FLIGHT (deploy/ --max-in-flight) until their "
+        "product is at most AIRFLOW_CAPACITY, or raise Airflow's [database] sql_alchemy_pool_size / "
+        "sql_alchemy_max_overflow (Composer: Airflow configuration overrides) and set AIRFLOW_CAPACITY (deploy/ "
+        "--airflow-capacity) to what its API server takes: past its pool Airflow 3's API server stalls "
+        "(docs/deploy.md#airflow-capacity)",
+    },
     Symptom.TRIGGER_IN_FUTURE: {
         "*": "set [scheduler] allow_trigger_in_future = False (the default; Composer: Airflow configuration "
         "overrides) so that batch runs wait for their window to close, or move to Airflow 3 (run_after)",

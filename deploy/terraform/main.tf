@@ -41,6 +41,9 @@ locals {
       AIRFLOW_URI                  = local.airflow_uri
       AIRFLOW_TIMEOUT_SECONDS      = tostring(var.request_timeout_seconds)
       AIRFLOW_RETRY_BUDGET_SECONDS = tostring(var.retry_budget_seconds)
+      AIRFLOW_MAX_IN_FLIGHT        = tostring(var.max_in_flight)
+      MAX_INSTANCES                = tostring(var.max_instances)
+      AIRFLOW_CAPACITY             = tostring(var.airflow_capacity)
       # functions-framework serves THREADS requests at once per instance (default 4 per CPU).
       THREADS = tostring(var.concurrency)
     },
@@ -48,8 +51,8 @@ locals {
     var.extra_env,
   )
   secret_environment = merge(
-    var.password_secret == "" ? {} : { AIRFLOW_PASSWORD = { secret = var.password_secret, version = "latest", project_id = var.project_id } },
-    var.token_secret == "" ? {} : { AIRFLOW_TOKEN = { secret = var.token_secret, version = "latest", project_id = var.project_id } },
+    var.password_secret == "" ? {} : { AIRFLOW_PASSWORD = { secret = var.password_secret, version = var.password_secret_version, project_id = var.project_id } },
+    var.token_secret == "" ? {} : { AIRFLOW_TOKEN = { secret = var.token_secret, version = var.token_secret_version, project_id = var.project_id } },
     { for k, v in var.secrets : k => { secret = v.secret, version = v.version, project_id = coalesce(v.project_id, var.project_id) } },
   )
 
@@ -125,7 +128,7 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    # At most max_instances x concurrency requests reach the Airflow web server at once.
+    # At most max_instances x max_in_flight calls reach the Airflow API server at once (the rest queue per instance).
     max_instance_count               = var.max_instances
     min_instance_count               = var.min_instances
     max_instance_request_concurrency = var.concurrency
@@ -214,4 +217,19 @@ resource "google_cloudfunctions2_function" "function" {
     google_project_iam_member.gcs_pubsub_publisher,
     google_secret_manager_secret_iam_member.accessor,
   ]
+}
+
+# Warnings at plan and apply (not errors): what keeps Airflow off its cliff, and secrets that cannot change unseen.
+check "airflow_capacity" {
+  assert {
+    condition     = var.max_instances * var.max_in_flight <= var.airflow_capacity
+    error_message = "max_instances x max_in_flight = ${var.max_instances * var.max_in_flight} calls at once is over airflow_capacity = ${var.airflow_capacity}: past its database pool Airflow 3's API server stalls. Lower max_instances or max_in_flight, or raise Airflow's [database] sql_alchemy_pool_size / sql_alchemy_max_overflow and set airflow_capacity to match (docs/deploy.md#airflow-capacity)."
+  }
+}
+
+check "secret_versions_pinned" {
+  assert {
+    condition     = alltrue([for v in values(local.secret_environment) : v.version != "latest"])
+    error_message = "A secret is read at version latest (${join(", ", [for k, v in local.secret_environment : k if v.version == "latest"])}): a rotated secret then changes the function at its next cold start without an apply. Pin a version number (password_secret_version, token_secret_version, secrets[*].version)."
+  }
 }

@@ -13,9 +13,9 @@ output "service_account_email" {
   value       = local.service_account_email
 }
 
-output "max_requests_to_airflow" {
-  description = "Upper bound of simultaneous requests to the Airflow web server: max_instances x concurrency."
-  value       = var.max_instances * var.concurrency
+output "max_calls_to_airflow" {
+  description = "Upper bound of simultaneous calls to the Airflow API server: max_instances x max_in_flight (compare with airflow_capacity)."
+  value       = var.max_instances * var.max_in_flight
 }
 
 output "airflow_user_registration" {

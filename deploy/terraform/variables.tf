@@ -108,15 +108,27 @@ variable "airflow_audience" {
 }
 
 variable "password_secret" {
-  description = "Secret Manager secret (name in project_id) read as AIRFLOW_PASSWORD, latest version."
+  description = "Secret Manager secret (name in project_id) read as AIRFLOW_PASSWORD, at password_secret_version."
   type        = string
   default     = ""
 }
 
+variable "password_secret_version" {
+  description = "The version of password_secret to read: pin a number; under latest a rotated secret changes the function at its next cold start without an apply (a check warns)."
+  type        = string
+  default     = "latest"
+}
+
 variable "token_secret" {
-  description = "Secret Manager secret (name in project_id) read as AIRFLOW_TOKEN, latest version."
+  description = "Secret Manager secret (name in project_id) read as AIRFLOW_TOKEN, at token_secret_version."
   type        = string
   default     = ""
+}
+
+variable "token_secret_version" {
+  description = "The version of token_secret to read: pin a number (see password_secret_version)."
+  type        = string
+  default     = "latest"
 }
 
 variable "secrets" {
@@ -271,9 +283,26 @@ variable "cpu" {
 }
 
 variable "max_instances" {
-  description = "Instance cap. At most max_instances x concurrency requests reach Airflow at once."
+  description = "Instance cap. At most max_instances x max_in_flight calls reach Airflow at once (MAX_INSTANCES)."
   type        = number
   default     = 3
+}
+
+variable "max_in_flight" {
+  description = "AIRFLOW_MAX_IN_FLIGHT: calls to Airflow at once per instance; the rest of its concurrency queues."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_in_flight >= 1 && var.max_in_flight <= 256
+    error_message = "max_in_flight must be between 1 and 256."
+  }
+}
+
+variable "airflow_capacity" {
+  description = "AIRFLOW_CAPACITY: concurrent calls the Airflow API server takes (default 15: its database pool, 5 + 10 overflow). A check warns when max_instances x max_in_flight exceeds it."
+  type        = number
+  default     = 15
 }
 
 variable "min_instances" {

@@ -57,8 +57,11 @@ def test_webhook_secrets_come_from_secret_manager(run_script: ScriptRunner) -> N
         "SHOP_WEBHOOK_SECRET=projects/vault/secrets/shop-hmac:latest",
     )
     deploy = deploy_command(result)
+    # :latest is pinned to the version current at deploy time (looked up first; a placeholder in --dry-run).
+    lookup = ["gcloud", "secrets", "versions", "describe", "latest", "--secret=shop-hmac", "--project=vault"]
+    assert [c[: len(lookup)] for c in result.commands].count(lookup) == 1
     assert flags(deploy)["--set-secrets"] == [
-        "WEBHOOK_HMAC_SECRET=webhook-hmac:3,SHOP_WEBHOOK_SECRET=projects/vault/secrets/shop-hmac:latest"
+        "WEBHOOK_HMAC_SECRET=webhook-hmac:3,SHOP_WEBHOOK_SECRET=projects/vault/secrets/shop-hmac:<VERSION_OF_shop-hmac>"
     ]
     assert not {"WEBHOOK_HMAC_SECRET", "SHOP_WEBHOOK_SECRET"} & set(env_vars(deploy))
 

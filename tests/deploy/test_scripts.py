@@ -175,9 +175,13 @@ def test_storage_deploy_command(run_script: ScriptRunner) -> None:
         "DAG_ID": "ingest_landing_files",
         "AIRFLOW_TIMEOUT_SECONDS": "20",
         "AIRFLOW_RETRY_BUDGET_SECONDS": "30",
+        "AIRFLOW_MAX_IN_FLIGHT": "4",
+        "MAX_INSTANCES": "3",
+        "AIRFLOW_CAPACITY": "15",
         "THREADS": "10",
     }
-    assert "# At most max-instances x concurrency = 3 x 10 = 30 requests in flight" in result.stdout
+    assert "# At most max-instances x AIRFLOW_MAX_IN_FLIGHT = 3 x 4 = 12 calls in flight" in result.stdout
+    assert "WARNING" not in result.stdout
 
 
 def test_storage_looks_up_airflow_uri_and_bucket_location_first(run_script: ScriptRunner) -> None:
@@ -283,7 +287,9 @@ def test_pubsub_deploy_command_with_secrets(run_script: ScriptRunner) -> None:
     assert f["--trigger-topic"] == ["landing-files"]
     assert "--retry" in f
     assert "--trigger-event-filters" not in f
-    assert f["--set-secrets"] == ["AIRFLOW_PASSWORD=airflow-password:latest,EXTRA_TOKEN=projects/vault/secrets/extra:3"]
+    assert f["--set-secrets"] == [
+        "AIRFLOW_PASSWORD=airflow-password:<VERSION_OF_airflow-password>,EXTRA_TOKEN=projects/vault/secrets/extra:3"
+    ]
     env = env_vars(cmd)
     assert "AIRFLOW_PASSWORD" not in env and "AIRFLOW_TOKEN" not in env
     assert env["AIRFLOW_AUTH"] == "basic"
@@ -327,7 +333,18 @@ def test_concurrency_one_allows_a_fraction_of_a_cpu(run_script: ScriptRunner) ->
     f = flags(deploy_command(result))
     assert (f["--cpu"], f["--concurrency"], f["--max-instances"]) == ([".5"], ["1"], ["5"])
     assert env_vars(deploy_command(result))["THREADS"] == "1"
-    assert "5 x 1 = 5 requests in flight" in result.stdout
+    assert "5 x 4 = 20 calls in flight" in result.stdout and "WARNING: 20 is over the 15" in result.stdout
+
+
+def test_airflow_load_is_max_instances_times_max_in_flight_against_the_capacity(run_script: ScriptRunner) -> None:
+    within = run_script("deploy-pubsub.sh", *PUBSUB, "--max-instances", "10", "--max-in-flight", "8",
+                        "--airflow-capacity", "80")  # fmt: skip
+    env = env_vars(deploy_command(within))
+    assert (env["MAX_INSTANCES"], env["AIRFLOW_MAX_IN_FLIGHT"], env["AIRFLOW_CAPACITY"]) == ("10", "8", "80")
+    assert "10 x 8 = 80 calls in flight" in within.stdout and "WARNING" not in within.stdout
+    over = run_script("deploy-pubsub.sh", *PUBSUB, "--max-instances", "10", "--max-in-flight", "8")
+    assert over.returncode == 0, over.stderr
+    assert "WARNING: 80 is over the 15 concurrent calls" in over.stdout and "sql_alchemy_pool_size" in over.stdout
 
 
 def test_commas_in_values_switch_the_list_delimiter(run_script: ScriptRunner) -> None:
@@ -710,6 +727,7 @@ ANSWERS = {
     f"gcloud iam service-accounts describe {SA} --project=my-proj --format=value(oauth2ClientId)": (0, "1048576000001"),
     "gcloud compute addresses describe": (0, "34.1.2.3"),
     "gcloud auth print-access-token": (0, "ya29.secret-token"),
+    "gcloud secrets versions describe": (0, "projects/123/secrets/tok/versions/7"),
 }
 PLACEHOLDERS = {
     "<AIRFLOW_URI>": "https://abc123-dot-us-central1.composer.googleusercontent.com",
@@ -718,6 +736,7 @@ PLACEHOLDERS = {
     "<PROJECT_NUMBER>": "123",
     "<NUMERIC_ID>": "1048576000001",
     "<STATIC_IP>": "34.1.2.3",
+    "<VERSION_OF_tok>": "7",
 }
 
 

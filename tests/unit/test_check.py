@@ -329,6 +329,27 @@ def test_all_good_against_an_airflow_like_fake_posts_only_the_probe() -> None:
     assert all(s.headers.get("User-Agent") == "dagtrigger-check" for s in fake.seen)
 
 
+@pytest.mark.parametrize(
+    ("extra", "status", "needle"),
+    [
+        ({}, Status.OK, "set MAX_INSTANCES"),
+        ({"MAX_INSTANCES": "3", "AIRFLOW_MAX_IN_FLIGHT": "4"}, Status.OK, "3 × 4 = 12 calls at once, within"),
+        ({"MAX_INSTANCES": "3"}, Status.WARN, "3 × 8 = 24 calls at once, over AIRFLOW_CAPACITY=15"),
+        ({"MAX_INSTANCES": "3", "AIRFLOW_CAPACITY": "80"}, Status.OK, "within AIRFLOW_CAPACITY=80"),
+    ],
+)
+def test_instances_times_in_flight_is_checked_against_the_api_server_capacity(
+    extra: dict[str, str], status: Status, needle: str
+) -> None:
+    with FakeServer(airflow_like()) as fake:
+        report = run_check(env(fake.url, **extra), timeout_s=2)
+    step = by_name(report)["Airflow's API server stays under its capacity"]
+    assert step.status is status and needle in step.detail, step
+    if status is Status.WARN:
+        assert step.symptom is Symptom.AIRFLOW_OVERLOAD and report.exit_code == 0
+        assert "sql_alchemy_pool_size" in report.render() and "--max-instances" in report.render()
+
+
 def test_stale_dag_with_import_errors_is_warned_about() -> None:
     with FakeServer(airflow_like(is_stale=True, has_import_errors=True)) as fake:
         report = run_check(env(fake.url), timeout_s=2)
