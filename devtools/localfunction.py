@@ -57,11 +57,12 @@ class FunctionProcess:
         signature: str | None = None,
         *,
         source: Path | None = None,
+        port: int | None = None,
     ) -> None:
         self.target = target
         self.signature = signature or ("cloudevent" if target == "trigger_event" or source else "http")
         self.source = source or REPO / "main.py"
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.url = f"http://{HOST}:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"function-{target}-{self.port}.log"

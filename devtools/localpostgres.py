@@ -126,12 +126,19 @@ class PostgresCluster:
 
     # ---- lifecycle
 
-    def _run(self, cmd: Sequence[str], *, what: str, owner: bool = True, timeout: float = _CMD_TIMEOUT_S) -> str:
+    def _run(
+        self,
+        cmd: Sequence[str],
+        *,
+        what: str,
+        owner: bool = True,
+        timeout: float = _CMD_TIMEOUT_S,
+        stdin_text: str | None = None,
+    ) -> str:
         full = [*(self._owner if owner else []), *cmd]
+        feed = {"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}
         try:
-            done = subprocess.run(
-                full, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-            )
+            done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False, **feed)
         except subprocess.TimeoutExpired:
             raise PostgresError(f"{what} took longer than {timeout:.0f} s") from None
         if done.returncode != 0:
@@ -278,6 +285,28 @@ class PostgresCluster:
             ],
             what=f"psql {sql[:60]!r}",
             owner=False,
+        )
+
+    def _client(self, tool: str, database: str) -> list[str]:
+        return [str(self.bindir / tool), "-h", HOST, "-p", str(self.port), "-U", _SUPERUSER, "-d", database]
+
+    def dump(self, database: str) -> str:
+        """The database as plain SQL (``pg_dump --no-owner --no-privileges``), to restore into another cluster."""
+        _check_name(database)
+        return self._run(
+            [*self._client("pg_dump", database), "--no-owner", "--no-privileges"],
+            what=f"pg_dump {database}",
+            owner=False,
+        )
+
+    def restore(self, database: str, sql: str) -> None:
+        """Run a ``dump()`` into ``database`` (which must exist), stopping at the first error."""
+        _check_name(database)
+        self._run(
+            [*self._client("psql", database), "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+            what=f"restore into {database}",
+            owner=False,
+            stdin_text=sql,
         )
 
     def database_exists(self, name: str) -> bool:

@@ -46,7 +46,7 @@ from devtools.localairflow.common import (
 )
 from devtools.localairflow.rest import AirflowApi, Response, function_env
 from devtools.localairflow.server import DATABASES, AirflowServer, Database
-from devtools.localairflow.venvs import ensure_airflow_venv, ensure_postgres_driver
+from devtools.localairflow.venvs import ensure_airflow_venv, ensure_postgres_driver, venv_installed
 
 __all__ = [
     "AIRFLOW_VERSIONS",
@@ -64,4 +64,5 @@ __all__ = [
     "ensure_airflow_venv",
     "ensure_postgres_driver",
     "function_env",
+    "venv_installed",
 ]

@@ -129,10 +129,18 @@ def _pg_template(major: int, venv: Path, cluster: PostgresCluster) -> str:
     with _pg_templates_lock:
         if cluster.database_exists(name):
             return name
-        _log(f"migrating a PostgreSQL template database for Airflow {version} (once per cluster, 10-30 s)")
         staging = f"{name}_staging"
         cluster.drop_database(staging)
         cluster.create_database(staging)
+        # A plain-SQL dump of the first migration, in the cache: every later cluster (each demo, each test session)
+        # restores it in a second or two instead of migrating again.
+        dump = cache_dir() / "templates" / f"{name}-postgres.sql"
+        if dump.is_file():
+            _log(f"restoring the PostgreSQL template database for Airflow {version} from {dump}")
+            cluster.restore(staging, dump.read_text(encoding="utf-8"))
+            cluster.psql(f"ALTER DATABASE {staging} RENAME TO {name}")
+            return name
+        _log(f"migrating a PostgreSQL template database for Airflow {version} (first time only, 10-30 s)")
         with tempfile.TemporaryDirectory(prefix="pg-template-") as tmp:
             home = Path(tmp) / "home"
             _write_home_files(major, home, "password")
@@ -155,5 +163,9 @@ def _pg_template(major: int, venv: Path, cluster: PostgresCluster) -> str:
                 # Both values are ours: a fixed user name and a hex hash.
                 sql = f"UPDATE ab_user SET password = '{hashed}' WHERE username = '{user}'"  # noqa: S608
                 cluster.psql(sql, staging)
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        staged = dump.with_name(f"{dump.name}.{os.getpid()}.tmp")
+        staged.write_text(cluster.dump(staging), encoding="utf-8")
+        os.replace(staged, dump)
         cluster.psql(f"ALTER DATABASE {staging} RENAME TO {name}")
         return name

@@ -89,6 +89,16 @@ def ensure_airflow_venv(major: int) -> Path:
     return venv
 
 
+def venv_installed(major: int, *, postgres: bool = False) -> bool:
+    """Whether ``ensure_airflow_venv`` (and with ``postgres`` the driver) would only reuse what is built: callers
+    say "first run installs it" only when it does."""
+    version = _version(major)
+    _, tag = _base_python()
+    venv = cache_dir() / "venvs" / f"airflow-{version}-{tag}"
+    markers = [venv / _MARKER, *([venv / f"{_MARKER}-postgres"] if postgres else [])]
+    return all(marker.is_file() for marker in markers)
+
+
 def ensure_postgres_driver(major: int) -> Path:
     """Return the Airflow venv with ``apache-airflow[postgres]`` added (psycopg2 and asyncpg).
 
