@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAZY_ON_FIRST_EVENT = ("google.auth", "google.auth.transport.requests", "google.auth.compute_engine")
+# Imported only by the events that need them, never by ``import main`` nor a plain first event: what each would cost.
+DEFERRED = {
+    "jmespath": "routes with conf templates",
+    "yaml": "a YAML ROUTES_FILE",
+    "google.cloud.storage": "manifests, dead letters, batches",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class ImportReport:
     framework_ms: float
     lazy_ms: float
     offenders: list[tuple[str, float]]  # (module, cumulative ms), heaviest first
+    deferred: list[tuple[str, float, bool]]  # (module, ms imported after main, whether main already imported it)
 
 
 def _offenders(nodes: list[Node]) -> dict[str, float]:
@@ -109,4 +116,17 @@ def measure(env: Mapping[str, str], cwd: Path, runs: int = 3, top: int = 6) -> I
         framework_ms=statistics.median(frameworks),
         lazy_ms=statistics.median(lazies),
         offenders=ranked[:top],
+        deferred=[_deferred(module, env, cwd, runs) for module in DEFERRED],
     )
+
+
+def _deferred(module: str, env: Mapping[str, str], cwd: Path, runs: int) -> tuple[str, float, bool]:
+    """``module``'s import time after ``import main`` (median), and whether main had imported it already (then the
+    time is ~0 and the module is not deferred at all)."""
+    times, eager = [], False
+    for _ in range(runs):
+        nodes = _run(f"import main; import {module}", env, cwd)
+        after = [n for n in nodes if n.depth == 0 and n.name == module]
+        eager = eager or not after
+        times.append(after[-1].cumulative_us / 1000 if after else 0.0)
+    return module, statistics.median(times), eager

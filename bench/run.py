@@ -49,7 +49,8 @@ TARGETS = {
 }
 P50_MAX_VS_FLOOR = 1.2
 THROUGHPUT_MIN_VS_SAMPLE = 3.0
-COLD_START_MAX_VS_BARE = 1.3
+PORT_OPEN_MAX_VS_FLOOR = 1.1  # cold start: the port opens no later than 1.1× the floor's
+FIRST_2XX_MAX_VS_SAMPLE = 1.0  # cold start: the first 2xx no later than Google's sample's, in the same run
 RSS_MAX_MB = 90.0
 
 
@@ -334,16 +335,20 @@ def build_rows(
 ) -> list[Row]:
     rows = _load_rows("HTTPS endpoint", https, sizes.concurrencies, check_targets=True)
     # Cold start.
-    for measure, data, checked in (
-        ("cold start: port open s", cold.port_open_s, False),
-        ("cold start: first 2xx s", cold.first_ok_s, True),
+    # The honest anchors: the port against the floor (no google-auth there, and none before the port opens in ours),
+    # the first answer against Google's sample, which imports google-auth too.
+    for measure, data, anchor, limit in (
+        ("cold start: port open s", cold.port_open_s, FLOOR, PORT_OPEN_MAX_VS_FLOOR),
+        ("cold start: first 2xx s", cold.first_ok_s, SAMPLE, FIRST_2XX_MAX_VS_SAMPLE),
     ):
         values = {v: _median(data.get(v)) for v in (BARE, *FUNCTIONS)}
         vs_bare = ratio(values[OURS], values[BARE])
         row = Row(measure, "1", {v: number(x, 3) for v, x in values.items()}, {"ours÷bare": number(vs_bare, 2)})
         row.ratios["ours÷(a)"] = number(ratio(values[OURS], values[FLOOR]), 2)
-        if checked:
-            row.target, row.result = f"≤{COLD_START_MAX_VS_BARE}× bare", verdict(vs_bare, COLD_START_MAX_VS_BARE, True)
+        row.ratios["ours÷(b)"] = number(ratio(values[OURS], values[SAMPLE]), 2)
+        label = "(a)" if anchor == FLOOR else "(b)"
+        row.target = f"≤{limit:g}× {label}"
+        row.result = verdict(ratio(values[OURS], values[anchor]), limit, True)
         rows.append(row)
     # The same with a static token: the difference to the row above is google-auth's share of ours.
     bearer, bare = _median(cold.first_ok_s.get(OURS_BEARER)), _median(cold.first_ok_s.get(BARE))
@@ -375,6 +380,12 @@ def build_rows(
     rows.append(Row("import time ms: lazy on first event (google.auth…)", EMPTY, {OURS: number(imp.lazy_ms, 1)}))
     for rank, (module, ms) in enumerate(imp.offenders, 1):
         rows.append(Row(f"import time ms: #{rank} {module}", EMPTY, {OURS: number(ms, 1)}))
+    for module, ms, eager in imp.deferred:
+        row = Row(
+            f"import time ms: deferred {module} (only for {imports.DEFERRED[module]})", EMPTY, {OURS: number(ms, 1)}
+        )
+        row.target, row.result = "not imported by main", "MISS" if eager else "PASS"
+        rows.append(row)
     if airflow is None:
         rows.append(Row("Airflow 3: skipped (--skip-airflow)", EMPTY))
     else:
