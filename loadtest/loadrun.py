@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling", type=int, default=None, help="direct POSTs first (min(events, 1000))")
     p.add_argument("--no-scheduler", action="store_true", help="PostgreSQL without the scheduler (runs stay queued)")
     p.add_argument(
+        "--paused",
+        action="store_true",
+        help="pause the burst's and the ceiling's DAGs first: only the API path is compared (the scheduler idles)",
+    )
+    p.add_argument(
         "--scheduler-settings",
         choices=("default", "recommended"),
         default="default",
@@ -158,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "load":
                     ceiling = args.ceiling if args.ceiling is not None else min(args.events, 1000)
                 tallies.append(
-                    run_real(shared, airflow, name, spec(0.0), policy, max_in_flight, ceiling, args.interval)
+                    run_real(
+                        shared, airflow, name, spec(0.0), policy, max_in_flight, ceiling, args.interval, args.paused
+                    )
                 )
                 shared.log(format_table(tallies[-1:]))
     print()
