@@ -140,7 +140,7 @@ def trigger_http(request: flask.Request) -> flask.Response:
         headers = dict(request.headers)
         signed = sender_auth.signed_request(request.method, request.path, request.query_string, headers, body)
         routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers, PIPELINE.clock)
-        event = events.from_webhook(body, headers, request.path, routes)
+        event = events.from_webhook(body, headers, request.path, routes, signed.query)
         report = PIPELINE.handle(event)
     except BadEvent as error:
         _reject(error)

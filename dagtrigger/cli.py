@@ -23,29 +23,51 @@ def _when(text: str) -> datetime:
 
 
 def replay(args: argparse.Namespace) -> int:
-    """Re-send dead letters through the pipeline; each record is marked with the outcome, never deleted."""
+    """Re-send dead letters through the pipeline as their routes would send them today; each record is marked with
+    the outcome, never deleted. A record that cannot be verified is refused, one that cannot be read is skipped;
+    both are reported and the replay goes on. Everything printed from a record is made printable first."""
     from . import function
-    from .deadletter import DeadLetterStore, event_from_record
+    from .deadletter import DeadLetterStore
+    from .exceptions import BadDeadLetter
     from .outcome import OutcomeKind
+    from .redaction import printable
 
     store = DeadLetterStore(args.uri)
     pipeline = None if args.dry_run else function.build(log_stream=sys.stderr).pipeline
     counts: Counter[str] = Counter()
+
+    def skipped(name: str, reason: str) -> None:
+        print(f"skipped    {printable(name)}: {printable(reason[:200])}")
+        counts["skipped"] += 1
+
     records = store.list(
-        dag_id=args.dag, since=args.since, until=args.until, include_replayed=args.include_replayed, limit=args.limit
+        dag_id=args.dag,
+        since=args.since,
+        until=args.until,
+        include_replayed=args.include_replayed,
+        limit=args.limit,
+        on_skip=skipped,
     )
     for name, record in records:
+        shown = printable(f"{record.dag_id}  {record.run_id}")
         if pipeline is None:
-            print(f"would replay  {record.dag_id}  {record.run_id}  ({record.reason[:100]})  {name}")
+            print(f"would replay  {shown}  ({printable(record.reason[:100])})  {printable(name)}")
             counts["would replay"] += 1
             continue
-        outcome = pipeline.replay(event_from_record(record), record.dag_id, record.route, record.run_id)
+        try:
+            result = pipeline.replay(record)
+        except BadDeadLetter as exc:
+            print(f"refused    {shown}  {printable(str(exc)[:200])}  {printable(name)}")
+            counts["refused"] += 1
+            continue
+        outcome = result.outcome
         store.mark_replayed(name, outcome.kind.value, outcome.reason)
-        print(f"{outcome.kind.value:<10} {record.dag_id}  {record.run_id}  {outcome.reason[:120]}")
+        sent = printable(f"{result.target.dag_id}  {result.run_id}")
+        print(f"{outcome.kind.value:<10} {sent}  {printable(outcome.reason[:120])}")
         counts[outcome.kind.value] += 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no dead letters matched"
     print(f"replay: {summary}", file=sys.stderr)
-    failed = counts[OutcomeKind.FAILED.value] + counts[OutcomeKind.RETRY.value]
+    failed = counts[OutcomeKind.FAILED.value] + counts[OutcomeKind.RETRY.value] + counts["refused"] + counts["skipped"]
     return 1 if failed else 0
 
 

@@ -57,14 +57,18 @@ class Delivery:
         return cls("push", attempts, lambda: {"body": _jsonable(dict(body))})
 
     @classmethod
-    def webhook(cls, body: bytes, headers: Mapping[str, str], path: str, keep: frozenset[str]) -> Delivery:
-        """A webhook request: the exact body bytes, the path, and only the headers named in ``keep`` (lower case):
-        an allow-list, so a credential in a header nobody thought of is never stored."""
+    def webhook(
+        cls, body: bytes, headers: Mapping[str, str], path: str, keep: frozenset[str], query: str = ""
+    ) -> Delivery:
+        """A webhook request: the exact body bytes, the path and query (signed: a replay verifies them again), and
+        only the headers named in ``keep`` (lower case): an allow-list, so a credential in a header nobody thought
+        of is never stored."""
         kept = {name.lower(): str(value) for name, value in headers.items() if name.lower() in keep}
 
         def build() -> Mapping[str, Any]:
             encoded = base64.b64encode(body).decode("ascii")
-            return {"body_base64": encoded, "headers": dict(sorted(kept.items())), "path": path}
+            stored = {"body_base64": encoded, "headers": dict(sorted(kept.items())), "path": path}
+            return {**stored, "query": query} if query else stored
 
         return cls("webhook", None, build)
 

@@ -40,9 +40,11 @@ NOTIFICATION_TYPES: Mapping[str, str] = {
 }
 # The first one present is the key. webhook-id comes first: Standard Webhooks sign it, so it cannot be swapped.
 IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")
-# Webhook headers a dead letter keeps: what a replay needs to derive the same run id. Everything else
-# (Authorization, signatures, cookies) is dropped by this allow-list, never by a deny-list that could miss one.
-SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS)})
+# Webhook headers a dead letter keeps: what a replay needs to derive the same run id and to verify the request again
+# (our two schemes' signatures and timestamps: HMAC results, not secrets). Everything else (Authorization, cookies,
+# other signatures) is dropped by this allow-list, never by a deny-list that could miss one.
+PROOF_HEADERS = ("x-dagtrigger-signature", "webhook-timestamp", "webhook-signature")
+SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS), *PROOF_HEADERS})
 NOT_JSON: Any = object()  # PubSubMessage.json_data of data that is absent or not JSON
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
 # (bucket, channel) pairs the routing file declares: Cloud Storage notifications for that bucket are relayed only
@@ -319,6 +321,7 @@ def from_webhook(
     headers: Mapping[str, str],
     path: str,
     authenticated_routes: frozenset[str] | None = None,
+    query: str = "",
 ) -> Event:
     """A JSON object body becomes the event; an idempotency header (or the body's hash) identifies it.
 
@@ -339,7 +342,7 @@ def from_webhook(
             requested_dag=requested_dag(path),
             authenticated_routes=authenticated_routes,
         ),
-        delivery=Delivery.webhook(raw_body, headers, path, SAFE_HEADERS),
+        delivery=Delivery.webhook(raw_body, headers, path, SAFE_HEADERS, query),
     )
 
 
@@ -376,7 +379,8 @@ def from_delivery(delivery: Delivery, channels: Channels = NO_CHANNELS) -> Event
         if not isinstance(headers, Mapping):
             raise BadDeadLetter("dead letter raw.headers must be an object")
         body_bytes = _unbase64(raw.get("body_base64"), "raw.body_base64")
-        event = from_webhook(body_bytes, {str(k): str(v) for k, v in headers.items()}, str(raw.get("path") or "/"))
+        path, query = str(raw.get("path") or "/"), str(raw.get("query") or "")
+        event = from_webhook(body_bytes, {str(k): str(v) for k, v in headers.items()}, path, query=query)
     else:
         raise BadDeadLetter(f"dead letter transport {delivery.transport!r} is not one of {', '.join(TRANSPORTS)}")
     return replace(event, delivery=delivery)

@@ -6,21 +6,24 @@ come through ``Pipeline.handle``, so a fix here fixes every path.
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TextIO
 
-from . import logs
+from . import logs, sender_auth
 from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_session
 from .auth import make_auth
 from .batch_flow import Batcher
 from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, documents, refuse_conf
-from .deadletter import DeadLetterStore, new_record
+from .deadletter import DeadLetter, DeadLetterStore, event_from_record, new_record
 from .events import Event
 from .exceptions import (
+    BadDeadLetter,
     BadEvent,
     DeadLetterWriteError,
     ManifestError,
@@ -31,7 +34,7 @@ from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
 from .routing import Target, route
-from .rules import Match, Route, Rules
+from .rules import Rules
 from .run_id import route_run_id
 from .settings import Settings
 from .trigger import trigger
@@ -260,16 +263,45 @@ class Pipeline:
         except DeadLetterWriteError as exc:
             return Outcome(OutcomeKind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})"), None
 
-    def replay(self, event: Event, dag_id: str, route_name: str, run_id: str) -> Outcome:
-        """Re-send one dead letter to its DAG under its original run id (409 means it already ran: duplicate).
+    def replay(self, record: DeadLetter) -> TargetResult:
+        """Re-send one dead letter as its route would send it today (409 means it already ran: duplicate).
 
-        The conf is rendered by the route of that name if it still exists, else the default conf is sent.
+        Nothing in the record but the request it holds is trusted (the dead-letter bucket may be written by others):
+        the request is parsed again, a webhook's stored signature must verify with the route's secret of today, the
+        route the record names must take the event now, and that route decides the DAG, the run id and the conf
+        (so a record written while DAG_ID named a wrong DAG goes to the corrected one).
+
+        Raises BadDeadLetter (refused: not sent) when the record cannot be verified or no route takes it today.
         """
-        found = next((r for r in self.rules.routes if r.name == route_name), None)
-        route = found or Route(name=route_name, dag_id=dag_id, match=Match())
-        result = self._trigger(event, Target(route, dag_id), documents(event), run_id)
+        try:
+            event = event_from_record(record, self.rules.notifications)
+            if event.webhook is not None:
+                event = self._verified_webhook(event)
+        except BadEvent as exc:
+            raise BadDeadLetter(f"the recorded request does not verify today: {exc}") from None
+        decision = route(event, self.rules)
+        target = next((t for t in decision.targets if t.name == record.route), None)
+        if target is None:
+            why = decision.reason or f"it goes to route(s) {', '.join(t.name for t in decision.targets)}"
+            raise BadDeadLetter(f"route {record.route!r} does not take this event today ({why})")
+        result = self._trigger(event, target, documents(event))
         self._log_result(event, result, None)
-        return result.outcome
+        return result
+
+    def _verified_webhook(self, event: Event) -> Event:
+        """The recorded webhook with the routes its stored signature proves, checked as ``trigger_http`` checks it but
+        for the timestamp (a replay is late by nature; the signature still binds the request to a route's secret)."""
+        assert event.webhook is not None and event.delivery is not None
+        raw = event.delivery.raw
+        headers = {str(k): str(v) for k, v in (raw.get("headers") or {}).items()}
+        body = base64.b64decode(str(raw.get("body_base64", "")))
+        query = str(raw.get("query", "")).encode("ascii", "replace")
+        signed = sender_auth.signed_request("POST", event.webhook.path, query, headers, body)
+        settings = replace(self.settings, webhook_tolerance_s=math.inf)
+        proven = sender_auth.authenticate_webhook(settings, self.rules, signed, headers, self.clock)
+        if proven is None:
+            raise BadEvent("WEBHOOK_AUTH=cloud-run-iam: a recorded webhook carries no proof of its sender", 401)
+        return replace(event, webhook=replace(event.webhook, authenticated_routes=proven))
 
     def _manifest(self, event: Event, target: Target, docs: EventDocuments) -> Any:
         spec = target.route.manifest

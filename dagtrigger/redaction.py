@@ -65,3 +65,9 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "Secret('***')" if self else "Secret('')"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal or a one-line log: control characters (ESC, CR, BEL, C1, line separators) are shown
+    as escapes, so stored or sent text cannot move the cursor, rewrite a line or forge another log line."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -96,8 +96,11 @@ def _salted(run_id: str, salt: str) -> str:
 
 def route_run_id(event: Event, route: Route) -> str:
     """The run id of ``event`` for ``route`` when the route has no run-id template: salted with the route's name
-    only where two routes trigger the same DAG (so each gets its own run)."""
-    return run_id_for(event, route.name if route.shares_dag else None)
+    where two routes trigger the same DAG (so each gets its own run), and always for webhooks: a sender's key names
+    an operation of the route whose secret authenticated it, so one route's sender cannot take (pre-empt) the run
+    id of the same key sent through another route."""
+    scoped = route.shares_dag or event.kind is EventKind.WEBHOOK
+    return run_id_for(event, route.name if scoped else None)
 
 
 def safe_run_id(candidate: str, hashed: str) -> str:

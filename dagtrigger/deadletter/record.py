@@ -12,8 +12,9 @@ from typing import Any
 from ..clock import parse_utc, utc
 from ..delivery import TRANSPORTS, Delivery
 from ..events import NO_CHANNELS, Channels, Event, from_delivery
-from ..exceptions import BadDeadLetter
+from ..exceptions import BadDeadLetter, BadEvent
 from ..outcome import OutcomeKind
+from ..strict_json import parse_json
 
 VERSION = 1
 # A record counts as replayed once a replay created the run or found it already there.
@@ -119,10 +120,10 @@ class DeadLetter:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DeadLetter:
-        try:
-            doc = json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadDeadLetter(f"a dead letter must be JSON: {exc}") from None
+        try:  # strict: depth-limited (a planted object of 5,000 nested '[' must not overflow the stack)
+            doc = parse_json(text, "a dead letter")
+        except BadEvent as exc:
+            raise BadDeadLetter(str(exc)) from None
         return cls.from_dict(doc)
 
 

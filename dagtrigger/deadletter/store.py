@@ -221,12 +221,14 @@ class DeadLetterStore:
         until: datetime | None = None,
         include_replayed: bool = False,
         limit: int | None = None,
+        on_skip: Callable[[str, str], None] | None = None,
     ) -> Iterator[tuple[str, DeadLetter]]:
         """Records matching ``matches`` (first recorded in [since, until); naive datetimes are UTC), in name order,
         fetched lazily page by page (``page_size``), at most ``limit``. Objects that are not readable records are
-        skipped with a WARNING log. Raises DeadLetterReadError when listing or reading fails."""
+        skipped with a WARNING log and ``on_skip(name, reason)``. Raises DeadLetterReadError when listing or reading
+        fails."""
         try:
-            yield from self._list(dag_id, since, until, include_replayed, limit)
+            yield from self._list(dag_id, since, until, include_replayed, limit, on_skip)
         except DeadLetterError:
             raise
         except Exception as exc:
@@ -239,6 +241,7 @@ class DeadLetterStore:
         until: datetime | None,
         include_replayed: bool,
         limit: int | None,
+        on_skip: Callable[[str, str], None] | None = None,
     ) -> Iterator[tuple[str, DeadLetter]]:
         from google.api_core import exceptions as gexc
 
@@ -273,6 +276,8 @@ class DeadLetterStore:
                 logs.get_logger().warning(
                     "skipped %s: not a dead-letter record: %s", self._where(blob.name), exc, extra={"dag_id": dag_id}
                 )
+                if on_skip is not None:
+                    on_skip(blob.name, f"not a dead-letter record: {exc}")
                 continue
             if matches(record, dag_id, since, until, include_replayed):
                 yield blob.name, record

@@ -43,8 +43,10 @@ def records(gcs: StorageEmulator, prefix: str) -> list[dict[str, Any]]:
     return [json.loads(b.download_as_bytes()) for b in client.list_blobs(BUCKET, prefix=prefix)]
 
 
-def replay(airflow: AirflowServer, gcs: StorageEmulator, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **function_env(airflow), **gcs.env()}
+def replay(
+    airflow: AirflowServer, gcs: StorageEmulator, uri: str, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **function_env(airflow, **settings), **gcs.env()}
     return subprocess.run(
         [sys.executable, "-m", "dagtrigger", "replay", uri, *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -105,11 +107,14 @@ def test_missing_dag_is_dead_lettered_and_a_failed_replay_stays_pending(
         assert function.send_event({**ce, "id": "redelivered"}, data).status_code == 200
     (record,) = records(gcs, prefix)
     assert record["status"] == 404 and record["attempts"] == 2
-    result = replay(airflow, gcs, uri)
+    result = replay(airflow, gcs, uri, DAG_ID="no_such_dag")  # replay sends what the route sends today
     assert result.returncode == 1 and result.stdout.startswith("failed")
     (marked,) = records(gcs, prefix)
     assert marked["replays"][-1]["outcome"] == "failed"
     assert "would replay" in replay(airflow, gcs, uri, "--dry-run").stdout  # still pending
+    corrected = replay(airflow, gcs, uri)  # DAG_ID corrected: the same event goes to the right DAG (issue 19 item 6)
+    assert corrected.returncode == 0 and corrected.stdout.startswith("done"), corrected.stdout + corrected.stderr
+    assert airflow.get_run(DAG, record["run_id"]) is not None
 
 
 def test_failed_dead_letter_write_is_not_acknowledged(

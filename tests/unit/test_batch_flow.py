@@ -14,6 +14,7 @@ import pytest
 
 from dagtrigger import events, function
 from dagtrigger.batch_store import MembersStore
+from dagtrigger.deadletter import new_record
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
@@ -233,7 +234,10 @@ def test_replay_of_a_member_goes_through_the_same_batching(airflow: StatefulFake
     failed = pipeline.handle(event)
     assert failed.kind is OutcomeKind.FAILED and "batch run batch__exports" in failed.reason
     assert failed.results[0].run_id.startswith("gcs_finalized__")  # dead-lettered under the member's own identity
-    outcome = pipeline.replay(event, "load_exports", "exports", failed.results[0].run_id)
+    record = new_record(
+        event, dag_id="load_exports", route="exports", run_id=failed.results[0].run_id, reason="x", now=WINDOW_START
+    )
+    outcome = pipeline.replay(record).outcome
     assert outcome.kind is OutcomeKind.DONE
     assert len(members(gcs)) == 1
     assert [p.json()["dag_run_id"] for p in airflow.posts() if p.json()].pop().startswith("batch__exports__exports_a__")

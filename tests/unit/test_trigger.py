@@ -14,6 +14,7 @@ import pytest
 
 from dagtrigger import function
 from dagtrigger.clock import parse_utc
+from dagtrigger.deadletter import new_record
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.run_id import MAX_OFFSET_PROBES, logical_dates, run_id_for
@@ -127,6 +128,10 @@ def test_a_409_whose_run_cannot_be_read_is_retried_later() -> None:
 
 def test_replay_goes_through_the_same_check(airflow2: FakeAirflow) -> None:
     airflow2.runs[("example_dag", "someone_else")] = {"dag_run_id": "someone_else", "logical_date": INSTANT}
-    outcome = make(airflow2).replay(storage_event(), "example_dag", "default", "replayed_run")
+    event = storage_event()
+    record = new_record(
+        event, dag_id="example_dag", route="default", run_id="recorded", reason="x", now=parse_utc(INSTANT)
+    )
+    outcome = make(airflow2).replay(record).outcome
     assert outcome.kind is OutcomeKind.DONE, outcome.reason
-    assert ("example_dag", "replayed_run") in airflow2.runs
+    assert ("example_dag", run_id_for(event)) in airflow2.runs  # the run id of today's route, not the record's
