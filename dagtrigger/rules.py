@@ -20,7 +20,7 @@ from .exceptions import ConfigError
 from .gcs import bucket_problem
 from .redaction import Secret
 from .settings import STORAGE_ACTIONS, is_dag_id, webhook_secret
-from .signature import SCHEMES
+from .signature import SCHEMES, standard_key_problem
 from .templates import Expression, TextTemplate
 
 KINDS = ("storage", "pubsub", "webhook")
@@ -365,6 +365,10 @@ class _Reader:
                 raise self.error(f"{path}.secrets", "standard-webhooks needs the route's own secret(s)")
             if dag_id is None or allow:
                 raise self.error(f"{path}.scheme", "standard-webhooks needs a fixed dag_id (no allow_dags)")
+            for name, secret in zip(names, secrets, strict=True):
+                problem = standard_key_problem(secret)
+                if problem:
+                    raise self.error(f"{path}.secrets", f"{name}: {problem}")
         return WebhookAuth(scheme=scheme, secrets=tuple(secrets))
 
     def manifest(self, value: Any, path: str, match: Match) -> Manifest:

@@ -93,7 +93,13 @@ def authenticate_webhook(
 
 
 def signed_request(method: str, path: str, query: bytes, headers: Mapping[str, str], body: bytes) -> SignedRequest:
-    """What a signature covers, read from the request as the function received it (strict: 401 on odd bytes)."""
+    """What a signature covers, read from the request as the function received it (strict: 401 on odd bytes).
+
+    The path is signed and routed decoded, so a decoded path must not hold what would make its canonical form
+    ambiguous: ``?`` or ``#`` (``/shop%3Fa=b`` would read as path ``/shop``, query ``a=b``) or control characters
+    (a line break would shift the canonical request's fields). Such a path is refused (400)."""
+    if any(c in "?#" or not c.isprintable() for c in path):
+        raise BadEvent("the decoded request path holds '?', '#' or control characters: no webhook path may", 400)
     try:
         key = idempotency_key(headers) or ""
         query_text = query.decode("ascii")

@@ -77,6 +77,18 @@ def _standard_key(secret: str) -> bytes:
         return text.encode("utf-8")
 
 
+STANDARD_MIN_KEY_BYTES = 16
+
+
+def standard_key_problem(secret: str) -> str | None:
+    """Why this Standard Webhooks secret is no usable key, or None: it must decode to at least 16 bytes (a secret
+    with no base64 characters decodes to an empty key, and HMAC with an empty key is known to everyone)."""
+    size = len(_standard_key(secret))
+    if size < STANDARD_MIN_KEY_BYTES:
+        return f"decodes to a {size}-byte key; a Standard Webhooks secret must decode to ≥ 16 bytes (whsec_ + base64)"
+    return None
+
+
 def _standard_digest(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     message = f"{message_id}.{timestamp}.".encode() + body
     return base64.b64encode(hmac.new(_standard_key(secret), message, hashlib.sha256).digest()).decode("ascii")
