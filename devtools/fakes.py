@@ -27,6 +27,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection, so reuse shows
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -85,7 +86,7 @@ class FakeServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                seen = Seen(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
+                seen = Seen(self.command, self.path, {k: v for k, v in self.headers.items()}, body, self.client_address)
                 with outer._lock:
                     outer.seen.append(seen)
                 answer = outer.handler(seen)

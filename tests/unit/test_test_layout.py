@@ -23,9 +23,19 @@ def test_no_test_imports_a_conftest() -> None:
     assert offenders == []
 
 
+SYS_PATH_EDIT = re.compile(r"\bsys\.path\s*(?:\.\s*(?:insert|append|extend)\s*\(|\[[^\]]*\]\s*=|\+=|=)")
+
+
 def test_nothing_edits_sys_path_to_import_the_package() -> None:
-    # dagtrigger is installed (pip install -e .); tests.support, devtools and bench import from the repository root.
-    assert "sys.path.insert" not in (TESTS / "conftest.py").read_text(encoding="utf-8")
+    # dagtrigger is installed (pip install -e .); tests.support, devtools, bench and loadtest import from the
+    # repository root. Every Python file of the suite and the tools is read, not one conftest.
+    files = [path for folder in ("tests", "devtools", "bench", "loadtest") for path in (REPO / folder).rglob("*.py")]
+    assert len(files) > 50
+    mine = Path(__file__).resolve()  # holds the pattern's own examples below
+    offenders = [str(p.relative_to(REPO)) for p in files if p != mine and SYS_PATH_EDIT.search(p.read_text())]
+    assert offenders == []
+    assert SYS_PATH_EDIT.search("sys.path.insert(0, str(ROOT))")  # the pattern finds what it is for
+    assert SYS_PATH_EDIT.search("sys.path[:0] = [root]") and not SYS_PATH_EDIT.search("print(sys.path)")
 
 
 def test_every_tier_marker_is_registered() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Callable
 
 import pytest
-import requests
 
+from dagtrigger import warmup
 from dagtrigger.airflow import AirflowClient
 from dagtrigger.auth import StaticBearer
 from dagtrigger.warmup import enabled, in_thread, start, warm
@@ -32,7 +35,9 @@ def test_enabled_on_cloud_run_unless_turned_off(env: dict[str, str], expected: b
 
 def test_warm_up_probes_the_version_with_the_token_and_leaves_a_pooled_connection() -> None:
     def answer(seen: Seen) -> Answer:
-        return Answer(200, {"version": "3.3.2"}) if seen.path == "/api/v2/version" else Answer(404, {})
+        if seen.path == "/api/v2/version":
+            return Answer(200, {"version": "3.3.2"})
+        return Answer(200, {"dag_run_id": "r1"})
 
     with FakeServer(answer) as airflow:
         client = AirflowClient(airflow.url, StaticBearer("t0ken"), timeout_s=5)
@@ -41,8 +46,9 @@ def test_warm_up_probes_the_version_with_the_token_and_leaves_a_pooled_connectio
         paths = [seen.path for seen in airflow.seen]
         assert paths == ["/api/v2/version", "/api/v2/version"]
         assert all(seen.headers.get("Authorization") == "Bearer t0ken" for seen in airflow.seen)
-        pool = client.session.get_adapter(airflow.url).poolmanager
-        assert any(p.pool is not None and p.pool.qsize() > 0 for p in pool.pools._container.values())
+        # The first event's call goes over the connection the warm-up opened (same client port), not a new one.
+        client.session.post(f"{airflow.url}/api/v2/dags/d/dagRuns", json={}, timeout=5)
+        assert len({seen.peer for seen in airflow.seen}) == 1, [seen.peer for seen in airflow.seen]
 
 
 def test_warm_up_never_fails_start_up_when_airflow_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
@@ -52,7 +58,30 @@ def test_warm_up_never_fails_start_up_when_airflow_is_unreachable(caplog: pytest
     assert "warm-up skipped" in caplog.text
 
 
-def test_off_means_no_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(requests.Session, "request", lambda *a, **k: pytest.fail("no request expected"))
-    client = AirflowClient("http://127.0.0.1:9", StaticBearer("t"), timeout_s=1)
-    assert start(client, LOG, {}) is False
+class _Forks:
+    """Stands in for os.register_at_fork: records the hook, and runs it as the forked worker would."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Callable[[], None]] = []
+
+    def register(self, *, after_in_child: Callable[[], None]) -> None:
+        self.hooks.append(after_in_child)
+
+
+@pytest.mark.parametrize(("env", "warmed"), [({}, False), ({"DAGTRIGGER_WARMUP": "1"}, True)])
+def test_the_worker_warms_up_only_when_enabled(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], warmed: bool
+) -> None:
+    forks = _Forks()
+    monkeypatch.setattr(warmup.os, "register_at_fork", forks.register)
+    with FakeServer(lambda seen: Answer(200, {"version": "3.3.2"})) as airflow:
+        client = AirflowClient(airflow.url, StaticBearer("t"), timeout_s=5)
+        assert start(client, LOG, env) is warmed
+        parent = os.getpid()
+        monkeypatch.setattr(warmup.os, "getppid", lambda: parent)  # as in gunicorn's worker
+        threads_before = set(threading.enumerate())
+        for hook in forks.hooks:
+            hook()
+        for thread in set(threading.enumerate()) - threads_before:
+            thread.join(10)
+        assert bool(airflow.seen) is warmed  # off: not one request; on: the worker probed Airflow
