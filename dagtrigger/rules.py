@@ -18,6 +18,7 @@ from .batch import BatchSpec, parse_batch
 from .events import NO_CHANNELS, Channels
 from .exceptions import ConfigError
 from .gcs import bucket_problem
+from .globs import Glob
 from .redaction import Secret
 from .settings import STORAGE_ACTIONS, is_dag_id, webhook_secret
 from .signature import SCHEMES, standard_key_problem
@@ -45,35 +46,9 @@ IGNORE_METADATA_KEY = "dagtrigger-ignore"
 MANIFEST_MAX_BYTES = 64 * 1024
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Path globs: ``*`` and ``?`` stay inside one folder, ``**/`` spans folders, ``[...]`` is a class."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                out.append(f"[{'^' + body[1:] if body.startswith('!') else body}]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)  # used with fullmatch
+def glob_to_regex(pattern: str) -> Glob:
+    """Path globs: ``*`` and ``?`` stay inside one folder, ``**/`` spans folders, ``[...]`` is a class (globs.py)."""
+    return Glob(pattern)
 
 
 @dataclass(frozen=True)
@@ -83,7 +58,7 @@ class TextMatch:
     equals: tuple[str, ...] = ()
     prefix: tuple[str, ...] = ()
     suffix: tuple[str, ...] = ()
-    glob: tuple[re.Pattern[str], ...] = ()
+    glob: tuple[Glob, ...] = ()
     regex: tuple[re.Pattern[str], ...] = ()
     source: str = ""
 
@@ -169,7 +144,7 @@ class Route:
 @dataclass(frozen=True)
 class Ignore:
     placeholders: bool = True
-    temporary: tuple[re.Pattern[str], ...] = field(default_factory=lambda: tuple(map(glob_to_regex, DEFAULT_TEMPORARY)))
+    temporary: tuple[Glob, ...] = field(default_factory=lambda: tuple(map(glob_to_regex, DEFAULT_TEMPORARY)))
     metadata_key: str = IGNORE_METADATA_KEY
 
 
@@ -423,7 +398,7 @@ class _Reader:
         placeholders = spec.get("placeholders", True)
         if not isinstance(placeholders, bool):
             raise self.error("ignore.placeholders", "must be true or false")
-        temporary: tuple[re.Pattern[str], ...] = Ignore().temporary
+        temporary: tuple[Glob, ...] = Ignore().temporary
         if "temporary" in spec:
             raw = spec["temporary"]
             temporary = (
