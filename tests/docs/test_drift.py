@@ -273,3 +273,14 @@ def test_run_load_help_is_whole_and_names_every_scenario() -> None:
         assert scenario in output, f"run-load.sh --help does not name scenario {scenario}"
     description = output.split("\n\n")[1]
     assert description.rstrip().endswith((".", ":", ")")), f"--help's description stops mid-sentence: {description!r}"
+
+
+def test_every_page_is_listed_in_both_indexes() -> None:
+    """README's Documentation paragraph and docs/README.md's table each link every page of docs/."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8").split("## Documentation", 1)[1]
+    index = (REPO / "docs" / "README.md").read_text(encoding="utf-8")
+    for page in sorted((REPO / "docs").glob("*.md")):
+        if page.name == "README.md":
+            continue
+        assert f"(docs/{page.name})" in readme, f"README.md's Documentation section does not link docs/{page.name}"
+        assert f"({page.name})" in index, f"docs/README.md's table does not list {page.name}"
