@@ -284,3 +284,25 @@ def test_every_page_is_listed_in_both_indexes() -> None:
             continue
         assert f"(docs/{page.name})" in readme, f"README.md's Documentation section does not link docs/{page.name}"
         assert f"({page.name})" in index, f"docs/README.md's table does not list {page.name}"
+
+
+def test_every_operator_command_in_a_shell_block_is_run_or_needs_google_cloud() -> None:
+    """A `dagtrigger` line is either a local `send` (run against run-local.sh --keep's stack by
+    tests/integration/test_docs_send.py) or aims at Google Cloud (a gs:// or https:// target, or --id-token): a line
+    that is neither would be a command no test runs and no reader can run without a deployment."""
+    from tests.docs.test_docs import BLOCKS, _logical_lines
+
+    for block in BLOCKS:
+        if block.info != "bash":
+            continue
+        for line in _logical_lines(block.content):
+            words = line.split()
+            while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+                words.pop(0)
+            if not words or words[0] != "dagtrigger":
+                continue
+            local_send = words[1:2] == ["send"] and "--id-token" not in words
+            google_cloud = "--id-token" in words or re.search(r"(?:gs|https)://", line) is not None
+            assert local_send or google_cloud, (
+                f"{block.where}: {line!r} is neither run by a test nor aimed at Google Cloud"
+            )
