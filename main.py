@@ -114,7 +114,10 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
         raise BadEvent(f"method {request.method} not allowed: POST a JSON object", 405)
     if request.content_length is not None and request.content_length > limit:
         raise BadEvent(f"body is {request.content_length} bytes, over MAX_BODY_BYTES={limit}", 413)
-    body = request.stream.read(limit + 1)
+    try:
+        body = request.stream.read(limit + 1)
+    except Exception as exc:  # gunicorn's InvalidChunkSize and kin, a cut stream: the sender's bytes, never our 500
+        raise BadEvent(f"the request body could not be read: {type(exc).__name__}") from None
     if len(body) > limit:
         raise BadEvent(f"body is over MAX_BODY_BYTES={limit}", 413)
     return body

@@ -5,11 +5,11 @@ google-cloud-storage is imported on first use only, so routes without manifests 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .exceptions import ManifestError
+from .exceptions import BadEvent, ManifestError
 from .gcs import storage_client
+from .strict_json import parse_json
 
 __all__ = ["ManifestError", "read_manifest"]
 
@@ -36,10 +36,10 @@ def read_manifest(bucket: str, name: str, max_bytes: int) -> dict[str, Any]:
         raise ManifestError(f"manifest {where} could not be read now: {type(exc).__name__}", transient=True) from None
     if len(raw) > max_bytes:
         raise ManifestError(f"manifest {where} is over max_bytes={max_bytes}")
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ManifestError(f"manifest {where} is not valid JSON: {exc}") from None
+    try:  # strict and depth-limited: 5,000 nested '[' must be this manifest's failure, not a RecursionError (500)
+        document = parse_json(raw, f"manifest {where}")
+    except BadEvent as exc:
+        raise ManifestError(str(exc)) from None
     if not isinstance(document, dict):
         raise ManifestError(f"manifest {where} must be a JSON object, got {type(document).__name__}")
     return document
