@@ -54,6 +54,24 @@ dt_use_options common airflow function
 dt_add_options "--invoker --entry-point" ""
 dt_parse_args "$@"
 dt_prepare_deploy http dagtrigger-http
+# The function refuses to start without these (main.py): refuse the deploy now rather than after it.
+dt_env_given() {
+  local item
+  for item in "${DT_EXTRA_ENV[@]}" "${DT_EXTRA_SECRETS[@]}"; do
+    [[ ${item%%=*} == "$1" ]] && return 0
+  done
+  return 1
+}
+if [[ $ENTRY_POINT == trigger_push ]]; then
+  if ! dt_env_given PUSH_AUDIENCE || ! dt_env_given PUSH_SERVICE_ACCOUNTS; then
+    dt_usage_error "--entry-point trigger_push needs --env PUSH_AUDIENCE=URL and --env PUSH_SERVICE_ACCOUNTS=EMAIL" \
+      "(the push subscription's OIDC token audience and service account); without them the function does not start"
+  fi
+elif [[ -z $DT_ROUTES_FILE ]] && ! dt_env_given WEBHOOK_HMAC_SECRET \
+  && [[ " ${DT_EXTRA_ENV[*]} " != *" WEBHOOK_AUTH=cloud-run-iam "* ]]; then
+  dt_usage_error "trigger_http needs a signing secret: --secret WEBHOOK_HMAC_SECRET=SECRET_ID[:VERSION]" \
+    "(or --env WEBHOOK_AUTH=cloud-run-iam when only Cloud Run IAM guards it); without one the function does not start"
+fi
 members=()
 for invoker in "${INVOKERS[@]}"; do
   dt_member member "$invoker" --invoker

@@ -50,7 +50,7 @@ def test_plain_settings_still_pass_through_env(run_script: ScriptRunner, pair: s
 def test_webhook_secrets_come_from_secret_manager(run_script: ScriptRunner) -> None:
     result = run_script(
         "deploy-http.sh",
-        *HTTP,
+        *HTTP[:-2],  # HTTP without its own --secret WEBHOOK_HMAC_SECRET=…
         "--secret",
         "WEBHOOK_HMAC_SECRET=webhook-hmac:3",
         "--secret",

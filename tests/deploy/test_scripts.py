@@ -17,7 +17,7 @@ PROJECT = ["--project", "my-proj"]
 AIRFLOW = ["--composer-env", "prod", "--dag-id", "ingest_landing_files"]
 STORAGE = [*PROJECT, "--region", "us-central1", "--bucket", "landing-bucket", *AIRFLOW]
 PUBSUB = [*PROJECT, "--region", "us-central1", "--topic", "landing-files", *AIRFLOW]
-HTTP = [*PROJECT, "--region", "us-central1", *AIRFLOW]
+HTTP = [*PROJECT, "--region", "us-central1", *AIRFLOW, "--secret", "WEBHOOK_HMAC_SECRET=webhook-hmac:1"]
 SA = "dagtrigger@my-proj.iam.gserviceaccount.com"
 
 VALID_ARGS = {
