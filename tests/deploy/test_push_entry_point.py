@@ -6,7 +6,7 @@ from .script_runner import ScriptRunner
 
 BASE = ("--project", "my-proj", "--region", "us-central1", "--airflow-uri", "https://x.example", "--dag-id", "d")
 SIGNED = ("--secret", "WEBHOOK_HMAC_SECRET=webhook-hmac:1")
-PUSH = ("--env", "PUSH_AUDIENCE=https://f.run.app", "--env", "PUSH_SERVICE_ACCOUNTS=push@my-proj.iam.gserviceaccount.com")
+PUSH = ("--env", "PUSH_AUDIENCE=https://f.run.app", "--env", "PUSH_SERVICE_ACCOUNTS=push@p.iam.gserviceaccount.com")
 
 
 def test_webhooks_are_the_default_entry_point(run_script: ScriptRunner) -> None:
