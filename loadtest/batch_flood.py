@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import shutil
 import statistics
 import sys
 import tempfile
@@ -156,8 +157,7 @@ def wait_until(moment: datetime) -> None:
         time.sleep(min(delay, 120.0))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="batch-flood-"))
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     routes = work / "routes.yaml"
     routes.write_text(
         "routes:\n  - name: flood\n    dag_id: dagtrigger_example\n"
@@ -294,8 +294,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--major", type=int, choices=(2, 3), default=3)
     parser.add_argument("--sqlite", action="store_true", help="Airflow 3 on SQLite instead of PostgreSQL")
     args = parser.parse_args(argv)
-    summary = run(args)
+    work = Path(tempfile.mkdtemp(prefix="batch-flood-"))
+    print(f"working folder {work} (logs; removed after a run whose checks pass)", file=sys.stderr, flush=True)
+    summary = run(args, work)
     print(json.dumps(summary, indent=2))
+    if summary["ok"]:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"kept {work} for its logs", file=sys.stderr)
     return 0 if summary["ok"] else 1
 
 
