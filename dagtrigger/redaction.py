@@ -7,6 +7,8 @@ a JSON error page). Keep it the only masking code in the package: a second copy 
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
 from collections.abc import Collection
@@ -32,12 +34,25 @@ _known: frozenset[str] = frozenset()
 _lock = threading.Lock()
 
 
+def _forms(value: str) -> set[str]:
+    """The value and the forms it takes on the way out: JSON-escaped (logs and answers are redacted after encoding,
+    so ``pa"ss`` appears as ``pa\\"ss``), with and without ``ensure_ascii``."""
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
 def remember(value: str) -> None:
-    """Mask this exact value from now on (long enough values only: masking 'a' would shred every message)."""
+    """Mask this exact value, in every form it is written out, from now on (long enough values only: masking 'a'
+    would shred every message)."""
     global _known
     if len(value) >= _MIN_SECRET_CHARS:
         with _lock:
-            _known = _known | {value}
+            _known = _known | _forms(value)
+
+
+def basic_credentials(username: str, password: str) -> str:
+    """The base64 of ``user:password`` as a basic ``Authorization`` header carries it: masked like the password,
+    since an echo of the header without its ``Basic`` prefix escapes the pattern."""
+    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def redact(text: str, *, public: Collection[str] = (), patterns: bool = True) -> str:

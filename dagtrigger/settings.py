@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import ConfigError
 from .gcs import parse_setting
-from .redaction import Secret
+from .redaction import Secret, basic_credentials
 
 __all__ = ["Secret", "Settings", "settings_from_env"]
 
@@ -74,7 +74,8 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
-        return tuple(s for s in (self.password, self.token, *self.webhook_secrets) if s)
+        basic = basic_credentials(self.username, self.password) if self.username and self.password else ""
+        return tuple(s for s in (self.password, self.token, *self.webhook_secrets, basic) if s)
 
 
 # The entry points main.py defines (Cloud Run's --entry-point, functions-framework's --target / FUNCTION_TARGET).
