@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from dagtrigger.exceptions import ConfigError
@@ -66,7 +68,7 @@ def test_secrets_do_not_show_in_repr() -> None:
     )
     assert "s3cret-pass" not in repr(settings)
     assert settings.password == "s3cret-pass"
-    assert settings.secrets() == ("s3cret-pass",)
+    assert settings.secrets() == ("s3cret-pass", base64.b64encode(b"op:s3cret-pass").decode())  # and the header's form
     assert repr(Secret("abc")) == "Secret('***')"
 
 
