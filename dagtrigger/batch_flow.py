@@ -53,6 +53,16 @@ class Placed:
     late: bool = False
 
 
+def _signed_only(target: Target, context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a route's batch group may read. Standard Webhooks sign the id, the timestamp and the body, not the URL:
+    the group of such a route sees only the body (and its manifest), so no unsigned part of a captured request
+    chooses a batch (issue 16)."""
+    if target.route.webhook.scheme != "standard-webhooks" or context.get("kind") != "webhook":
+        return context
+    manifest = target.route.manifest.into if target.route.manifest is not None else None
+    return {k: v for k, v in context.items() if k in ("kind", "body", manifest)}
+
+
 class Batcher:
     """Per-process: the members store, the single flight per (DAG, run id), and the runs known to have started."""
 
@@ -86,7 +96,7 @@ class Batcher:
             context[target.route.manifest.into] = manifest
         try:
             moment = event_moment(event.time, self.clock.now())
-            group = group_value(spec, event.kind.value, context)
+            group = group_value(spec, event.kind.value, _signed_only(target, context))
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
             return Placed("", from_error(exc, "batch: "))

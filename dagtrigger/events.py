@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import unquote
@@ -334,6 +336,7 @@ def from_webhook(
         id=key or f"sha256:{digest}",
         type=WEBHOOK_TYPE,
         source=path or "/",
+        time=signed_time(headers),
         webhook=Webhook(
             body=body,
             idempotency_key=key,
@@ -344,6 +347,26 @@ def from_webhook(
         ),
         delivery=Delivery.webhook(raw_body, headers, path, SAFE_HEADERS, query),
     )
+
+
+_SIGNED_T = re.compile(r"(?:^|,)\s*t=([0-9]{1,12})\s*(?:,|$)")
+
+
+def signed_time(headers: Mapping[str, str]) -> str | None:
+    """When the sender signed the request: ``webhook-timestamp`` or the ``t=`` of ``X-Dagtrigger-Signature`` (both
+    covered by the signature, checked before this event is built), as ISO-8601 UTC; None without one. A webhook's
+    time places it in a batch window: the signed one, so a replayed capture lands in the window of the original."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    text = lowered.get("webhook-timestamp", "")
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        found = _SIGNED_T.search(lowered.get("x-dagtrigger-signature", ""))
+        text = found.group(1) if found else ""
+    if not text:
+        return None
+    try:
+        return datetime.fromtimestamp(int(text), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def requested_dag(path: str) -> str | None:

@@ -293,7 +293,7 @@ class _Reader:
         marker = spec.get("marker")
         if marker is not None and (not isinstance(marker, str) or not marker or "/" in marker):
             raise self.error(f"{label}.marker", "must be a file name such as _SUCCESS (no '/')")
-        return Route(
+        made = Route(
             name=name,
             dag_id=dag_id,
             match=match,
@@ -309,6 +309,10 @@ class _Reader:
             if "webhook" in spec
             else WebhookAuth(),
         )
+        if made.batch is not None and made.batch.group is None and made.webhook.scheme == "standard-webhooks":
+            # The default webhook group is the path, which Standard Webhooks do not sign.
+            raise self.error(f"{label}.batch.group", "is required on a standard-webhooks route (e.g. body.account)")
+        return made
 
     def batch(self, spec: Mapping[str, Any], label: str) -> BatchSpec | None:
         if "batch" not in spec:
