@@ -485,6 +485,15 @@ dt_join_kv() {
 # the per-route webhook secrets (names ending in SECRET).
 readonly DT_SECRET_NAME_PATTERN='(SECRET|PASSWORD|TOKEN)'
 
+# Whether the routes file (relative to the source, as the function reads it) names the variable $1 as a word.
+# Conservative on purpose: any mention counts, since webhook.secrets may name any variable in YAML or JSON.
+dt_routes_file_names() {
+  local file=$DT_ROUTES_FILE
+  [[ $file == /* ]] || file="$DT_SOURCE/$file"
+  [[ -f $file ]] || return 1
+  grep -qwF -- "$1" "$file"
+}
+
 # Validate the function-group options and build DT_ENV_PAIRS / DT_SECRET_PAIRS.
 dt_check_function_options() {
   local kind=$1 item key
@@ -568,6 +577,12 @@ dt_check_function_options() {
         "environment variable: secrets come only from Secret Manager. Store it there, then map it with" \
         "--secret $key=SECRET_ID:VERSION (gcloud's --set-secrets; --password-secret / --token-secret for" \
         "the Airflow password / token) and grant access with deploy/iam.sh --secret SECRET_ID."
+    fi
+    if [[ -n $DT_ROUTES_FILE ]] && dt_routes_file_names "$key"; then
+      # A route's webhook.secrets may name any variable: the names the routes use are secrets whatever they look like.
+      dt_usage_error "$key is named in the routes file ($DT_ROUTES_FILE, e.g. a route's webhook.secrets) and must" \
+        "not be a plain environment variable: secrets come only from Secret Manager. Map it with" \
+        "--secret $key=SECRET_ID:VERSION (gcloud's --set-secrets) and grant access with deploy/iam.sh --secret SECRET_ID."
     fi
     [[ $key == AIRFLOW_URI ]] && dt_usage_error "set AIRFLOW_URI with --airflow-uri or --composer-env, not --env"
     [[ $key == THREADS ]] && threads_given=1

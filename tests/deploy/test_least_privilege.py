@@ -326,3 +326,20 @@ def test_terraform_grants_the_same_bucket_roles() -> None:
     assert 'resource "google_storage_bucket_iam_member" "manifests"' in iam
     assert '"roles/storage.objectUser"' in iam and '"roles/storage.objectViewer"' in iam
     assert 'variable "manifest_buckets"' in (DEPLOY_DIR / "terraform" / "variables.tf").read_text(encoding="utf-8")
+
+
+def test_a_variable_the_routes_name_is_refused_as_a_plain_env(run_script: ScriptRunner, tmp_path: Path) -> None:
+    """Issue 16, finding 12: the name check missed a route's webhook.secrets naming any variable (``SHOP_KEY``)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "routes.yaml").write_text(
+        "routes:\n  - name: shop\n    dag_id: shop\n    webhook:\n      secrets:\n        - SHOP_KEY\n"
+    )
+    args = [*HTTP, "--source", str(source), "--routes-file", "routes.yaml", "--env", f"SHOP_KEY={SECRET_VALUE}"]
+    result = run_script("deploy-http.sh", *args)
+    assert result.returncode == 2, result.stdout
+    assert "SHOP_KEY is named in the routes file" in result.stderr
+    assert SECRET_VALUE not in result.stdout + result.stderr
+    assert not result.commands
+    fine = run_script("deploy-http.sh", *args[:-2], "--env", "LOG_LEVEL=DEBUG")
+    assert fine.returncode == 0, fine.stderr
