@@ -102,6 +102,7 @@ class FunctionProcess:
         deadline = self.started_at + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                processes.untag(self.proc.pid)  # it exited by itself (a refused start): nothing left to reap
                 raise RuntimeError(f"{self.target} exited with {self.proc.returncode}:\n{self.tail()}")
             if wait_port_open(self.port, 0.0):
                 self.port_open_s = time.monotonic() - self.started_at
