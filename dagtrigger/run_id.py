@@ -108,8 +108,8 @@ def safe_run_id(candidate: str, hashed: str) -> str:
 
     Surrounding whitespace is dropped first, so ``123`` and ``123\n`` from a sender name the same run."""
     candidate = candidate.strip()
-    if RUN_ID_PATTERN.fullmatch(candidate) and len(candidate) <= RUN_ID_MAX:
-        return candidate
+    if RUN_ID_PATTERN.fullmatch(candidate) and len(candidate) <= RUN_ID_MAX and candidate.strip("."):
+        return candidate  # not '.', '..': a run id ends up in URL paths
     squashed = _UNSAFE.sub("_", candidate).strip("_.") or "run"
     return f"{squashed[: RUN_ID_MAX - len(hashed) - 2]}__{hashed}"
 

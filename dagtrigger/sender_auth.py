@@ -24,6 +24,9 @@ from .signature import SignedRequest
 
 STANDARD = "standard-webhooks"
 _CERTS_TTL_S = 3600.0
+# A token naming a key we do not hold refetches the certificates at most this often: Google rotates keys daily, and
+# a caller sending tokens with made-up key ids must not make every request a fetch under the lock.
+_CERTS_REFRESH_MIN_S = 60.0
 _ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
@@ -132,7 +135,8 @@ class PushVerifier:
 
     def _certificates(self, refresh: bool = False) -> Mapping[str, str]:
         with self._lock:
-            if refresh or not self._certs or self.clock.monotonic() - self._fetched_at > _CERTS_TTL_S:
+            age = self.clock.monotonic() - self._fetched_at
+            if not self._certs or age > _CERTS_TTL_S or (refresh and age > _CERTS_REFRESH_MIN_S):
                 try:
                     reply = self._session.get(self.certs_url, timeout=10, allow_redirects=False)
                     reply.raise_for_status()
