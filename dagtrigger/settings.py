@@ -28,6 +28,9 @@ REMOVED = {
     "subscription's OIDC token (PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNTS); see docs/security.md",
 }
 
+# How long a request's body may take to arrive once its headers have (a stalled sender must not hold a worker thread).
+BODY_READ_TIMEOUT_S = 10.0
+
 # Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit; always used with fullmatch.
 DAG_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
