@@ -37,6 +37,7 @@ def test_op_passes_every_step_and_creates_no_run(airflow: AirflowServer) -> None
     assert report.exit_code == 0 and all(s.status is Status.OK for s in report.steps), report.render()
     assert list(statuses(report)) == [
         "configuration",
+        "Airflow's API server stays under its capacity",
         "identity",
         "reachable",
         "API version",
