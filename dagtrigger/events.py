@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from . import storage_events
 from .delivery import TRANSPORTS, Delivery
 from .exceptions import BadDeadLetter, BadEvent
 from .settings import is_dag_id
@@ -26,19 +27,11 @@ PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 WEBHOOK_TYPE = "dagtrigger.webhook.v1.received"
 
 # CloudEvent type → storage action (the suffix Cloud Storage uses, and what STORAGE_EVENT_TYPES names).
-STORAGE_TYPES: Mapping[str, str] = {
-    "google.cloud.storage.object.v1.finalized": "finalized",
-    "google.cloud.storage.object.v1.deleted": "deleted",
-    "google.cloud.storage.object.v1.archived": "archived",
-    "google.cloud.storage.object.v1.metadataUpdated": "metadataUpdated",
-}
+STORAGE_TYPES: Mapping[str, str] = storage_events.TYPES
 
 # Cloud Storage Pub/Sub notifications (attribute eventType) → the CloudEvent type of the same change.
 NOTIFICATION_TYPES: Mapping[str, str] = {
-    "OBJECT_FINALIZE": "google.cloud.storage.object.v1.finalized",
-    "OBJECT_DELETE": "google.cloud.storage.object.v1.deleted",
-    "OBJECT_ARCHIVE": "google.cloud.storage.object.v1.archived",
-    "OBJECT_METADATA_UPDATE": "google.cloud.storage.object.v1.metadataUpdated",
+    name: storage_events.cloud_event_type(action) for name, action in storage_events.NOTIFICATION_ACTIONS.items()
 }
 # The first one present is the key. webhook-id comes first: Standard Webhooks sign it, so it cannot be swapped.
 IDEMPOTENCY_HEADERS = ("webhook-id", "Idempotency-Key", "X-Idempotency-Key", "X-Request-Id")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import storage_events
 from .events import NOT_JSON, Event, EventKind
 from .rules import Match, Route, Rules, TextMatch
 
@@ -68,7 +69,6 @@ def _field(document: Any, dotted: str) -> Any:
 
 
 _MISSING = object()
-DEFAULT_ACTIONS = ("finalized",)  # storage actions a route accepts when it names none
 
 
 def json_body(event: Event) -> Any:
@@ -92,7 +92,7 @@ def _mismatch(match: Match, event: Event) -> str | None:
         return f"kind is {event.kind.value}, not {'/'.join(match.kinds)}"
     obj = event.storage
     if obj is not None:
-        actions = match.actions or DEFAULT_ACTIONS
+        actions = match.actions or storage_events.DEFAULT_ACTIONS
         if event.action not in actions:
             return f"storage event {event.action!r} is not in {list(actions)}"
     storage_tests: list[tuple[TextMatch | None, str, Any]] = [

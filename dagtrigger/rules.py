@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import storage_events
 from .batch import BatchSpec, parse_batch
 from .events import NO_CHANNELS, Channels
 from .exceptions import ConfigError
 from .gcs import bucket_problem
 from .globs import Glob
 from .redaction import Secret
-from .settings import STORAGE_ACTIONS, is_dag_id, webhook_secret
+from .settings import is_dag_id, webhook_secret
 from .signature import SCHEMES, standard_key_problem
 from .templates import Expression, TextTemplate
 
@@ -236,9 +237,9 @@ class _Reader:
         if bad:
             raise self.error(f"{path}.kind", f"unknown {bad}; choose from {', '.join(KINDS)}")
         actions = self.strings(spec["event"], f"{path}.event") if "event" in spec else ()
-        bad = sorted(set(actions) - set(STORAGE_ACTIONS))
+        bad = sorted(set(actions) - set(storage_events.ACTIONS))
         if bad:
-            raise self.error(f"{path}.event", f"unknown {bad}; choose from {', '.join(STORAGE_ACTIONS)}")
+            raise self.error(f"{path}.event", f"unknown {bad}; choose from {', '.join(storage_events.ACTIONS)}")
         size = self.mapping(spec.get("size", {}), f"{path}.size", ("min", "max"))
         body = spec.get("body", {})
         if not isinstance(body, Mapping):

@@ -24,12 +24,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
-from . import signature
+from . import signature, storage_events
 from .clock import SYSTEM_CLOCK
 from .exceptions import ConfigError
 from .signature import SignedRequest
 
-STORAGE_TYPE = "google.cloud.storage.object.v1.{action}"
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 DEFAULT_PROJECT = "local-project"
 CONNECT_TIMEOUT_S = 5.0
@@ -77,7 +76,7 @@ def storage_event(
     bucket: str,
     name: str,
     generation: str | None = None,
-    action: str = "finalized",
+    action: str = storage_events.FINALIZED,
     content_type: str | None = None,
     size: int = 0,
     metadata: Mapping[str, str] | None = None,
@@ -112,7 +111,7 @@ def storage_event(
     }
     if metadata:
         resource["metadata"] = dict(metadata)
-    event_type = STORAGE_TYPE.format(action=action)
+    event_type = storage_events.cloud_event_type(action)
     attributes = {
         "specversion": "1.0",
         "id": event_id or _numeric_id(),
@@ -352,8 +351,8 @@ def add_arguments(send: argparse.ArgumentParser) -> None:
     st.add_argument("--generation", help="default: a new one from the clock (each send is a new object version)")
     st.add_argument(
         "--event-type",
-        default="finalized",
-        choices=("finalized", "deleted", "archived", "metadataUpdated"),
+        default=storage_events.FINALIZED,
+        choices=storage_events.ACTIONS,
         help="default: %(default)s",
     )
     st.add_argument("--content-type", help="default: guessed from the name")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from . import storage_events
 from .exceptions import ConfigError
 from .gcs import parse_setting
 from .redaction import Secret, basic_credentials
@@ -19,7 +20,6 @@ __all__ = ["Secret", "Settings", "settings_from_env"]
 
 API_VERSIONS = ("auto", "v1", "v2")
 AUTH_MODES = ("google", "none", "basic", "airflow-jwt", "id-token", "bearer")
-STORAGE_ACTIONS = ("finalized", "deleted", "archived", "metadataUpdated")
 
 WEBHOOK_AUTH_MODES = ("signature", "cloud-run-iam")
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -58,7 +58,7 @@ class Settings:
     retry_budget_s: float = 30.0
     max_conf_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
-    storage_actions: frozenset[str] = field(default_factory=lambda: frozenset({"finalized"}))
+    storage_actions: frozenset[str] = field(default_factory=lambda: frozenset(storage_events.DEFAULT_ACTIONS))
     log_level: str = "INFO"
     routes_file: str | None = None
     webhook_secrets: tuple[Secret, ...] = ()  # the current secret first, then the one being rotated out
@@ -162,11 +162,11 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
 
 
 def _storage_actions(env: Mapping[str, str]) -> frozenset[str]:
-    raw = env.get("STORAGE_EVENT_TYPES", "").strip() or "finalized"
+    raw = env.get("STORAGE_EVENT_TYPES", "").strip() or ",".join(storage_events.DEFAULT_ACTIONS)
     actions = frozenset(a.strip() for a in raw.split(",") if a.strip())
-    unknown = sorted(actions - set(STORAGE_ACTIONS))
+    unknown = sorted(actions - set(storage_events.ACTIONS))
     if unknown or not actions:
-        raise _bad("STORAGE_EVENT_TYPES", f"unknown {unknown}; choose from {', '.join(STORAGE_ACTIONS)}")
+        raise _bad("STORAGE_EVENT_TYPES", f"unknown {unknown}; choose from {', '.join(storage_events.ACTIONS)}")
     return actions
 
 

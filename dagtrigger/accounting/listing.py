@@ -16,10 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import parse_utc
-from ..routing import DEFAULT_ACTIONS
 from ..rules import Route, Rules, TextMatch
+from ..storage_events import DEFAULT_ACTIONS, FINALIZED
 
-FINALIZED = "finalized"
 PAGE_SIZE = 1000  # Cloud Storage's largest page
 # Our globs (rules.glob_to_regex) and matchGlob agree on these; anything else stays a client-side test only.
 _GLOB_UNSAFE = frozenset("{}\\,")

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from .. import storage_events
 from ..events import Event, from_cloud_event
 from ..run_id import digest
 
-FINALIZED_TYPE = "google.cloud.storage.object.v1.finalized"
+FINALIZED_TYPE = storage_events.cloud_event_type(storage_events.FINALIZED)
 
 
 def cloud_event_attributes(resource: Mapping[str, Any], event_id: str) -> dict[str, str]:
