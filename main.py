@@ -18,13 +18,14 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, function, sender_auth, warmup
+from dagtrigger import events, function, http_limits, sender_auth, warmup
 from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import EventReport
 from dagtrigger.redaction import redact
 from dagtrigger.settings import BODY_READ_TIMEOUT_S
 
+http_limits.install()  # before functions-framework builds its gunicorn application: bounds the request line
 FUNCTION = function.build()  # the same assembly `check` validates: a bad setting stops start-up here
 PIPELINE = FUNCTION.pipeline
 PUSH = FUNCTION.push
