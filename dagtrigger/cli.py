@@ -1,4 +1,4 @@
-"""Operator commands: ``dagtrigger replay|check|send|why|sweep`` (or ``python -m dagtrigger …``). They reuse the
+"""Operator commands: ``dagtrigger replay|check|send|why|sweep|drain`` (or ``python -m dagtrigger …``). They reuse the
 pipeline, never a copy of it."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from .clock import parse_utc
 from .exceptions import ConfigError
@@ -121,6 +122,7 @@ def sweep(args: argparse.Namespace) -> int:
     from .gcs import storage_client
 
     pipeline = function.build(log_stream=sys.stderr).pipeline
+    drained = _drain_first(args, pipeline)
     now = pipeline.clock.now()
     try:
         window = interval(args.since, args.until, args.settle, now)
@@ -155,10 +157,30 @@ def sweep(args: argparse.Namespace) -> int:
     for failure in summary.failures:
         print(f"failed     {failure['object']}  route {failure['route']}: {failure['reason']}")
     print(summary.text())
-    return 0 if summary.ok else 1
+    return max(drained, 0 if summary.ok else 1)
+
+
+def _drain_first(args: argparse.Namespace, pipeline: Any) -> int:
+    """``sweep --drain SUBSCRIPTION``: the dead-letter topic's events go first (its exit status, 0 without one)."""
+    if not args.drain:
+        return 0
+    from .accounting.drain_command import execute, options_from
+
+    args.batch, args.max_messages, args.budget, args.no_verify, args.ack_unrouted = 100, 10_000, "10m", False, False
+    return execute(pipeline, options_from(args, args.drain, args.dry_run))
+
+
+def drain(args: argparse.Namespace) -> int:
+    """Send what a trigger's dead-letter topic kept; exit 1 when a message is left, 2 when Pub/Sub cannot be used."""
+    from .accounting.drain_command import run as run_drain
+
+    return run_drain(args)
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .accounting.drain_command import add_arguments as drain_arguments
+    from .accounting.drain_command import add_source_arguments as drain_sources
+    from .accounting.drain_command import subscription_name as drain_subscription
     from .send import add_arguments as send_arguments
 
     parser = argparse.ArgumentParser(prog="dagtrigger", description=__doc__)
@@ -234,7 +256,24 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-resume", action="store_true", help="ignore a cursor left by an earlier sweep")
     sw.add_argument("--dry-run", action="store_true", help="report what is missing; trigger nothing")
     sw.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
+    sw.add_argument(
+        "--drain",
+        metavar="SUBSCRIPTION",
+        type=drain_subscription,
+        help="first drain this subscription on the trigger's dead-letter topic (as `dagtrigger drain`)",
+    )
+    drain_sources(sw)
     sw.set_defaults(run=sweep)
+    dr = commands.add_parser(
+        "drain",
+        help="send the events an Eventarc trigger's dead-letter topic kept, through the same pipeline",
+        description="Pull the messages of a subscription on an Eventarc trigger's dead-letter topic, rebuild the "
+        "event each carried, and send it through the same pipeline as live events (same run id: a run that already "
+        "exists is a duplicate, not a second run). A message is acknowledged only once every route it goes to has a "
+        "run, a batch member or a written dead letter; the rest stay in the subscription. Exit 1 when any is left.",
+    )
+    drain_arguments(dr)
+    dr.set_defaults(run=drain)
     return parser
 
 

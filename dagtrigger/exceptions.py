@@ -108,3 +108,10 @@ class ObjectUnreadable(DagtriggerError, LookupError):
     """``why``: the object (or that generation of it) does not exist or cannot be read."""
 
     key = "object-unreadable"
+
+
+class PubSubUnreachable(DagtriggerError, RuntimeError):
+    """``drain``: the dead-letter subscription cannot be pulled from or acknowledged (no answer, refused)."""
+
+    key = "pubsub-unreachable"
+    transient = True

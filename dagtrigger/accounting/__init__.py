@@ -12,4 +12,6 @@ the batch member store already say what happened to each upload. The data flows 
 ``summary``   the counts of a sweep, per (object version, route) pair
 ``cursor``    where a sweep stopped when its time budget ran out (next to the dead letters)
 ``sweep``, ``why``  the two commands; missing events go through ``pipeline.Pipeline`` like live ones
+``drain``     what an Eventarc trigger's dead-letter topic kept: ``pubsub_rest`` pulls and acknowledges, ``unwrap``
+              turns each message back into its CloudEvent, the pipeline sends it; acknowledged once accounted for
 """
