@@ -128,7 +128,7 @@ class FakePubSub(ServedFake):
         return Answer(400, {"error": {"code": 400, "message": f"unknown method {verb!r}"}})
 
     def _pull(self, subscription: _Subscription, limit: int) -> dict[str, Any]:
-        handed = []
+        handed: list[dict[str, Any]] = []
         for message in subscription.messages:
             if len(handed) >= min(limit, 1000):
                 break

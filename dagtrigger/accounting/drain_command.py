@@ -61,6 +61,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, subscription: str, dry_run: bool) -> DrainOptions:
+    from .drain import DrainOptions
     from .interval import parse_duration
 
     return DrainOptions(

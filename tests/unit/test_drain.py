@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from dagtrigger import events, function, send
+from dagtrigger import cli, events, function, send
 from dagtrigger.accounting.drain import DrainOptions, drain
 from dagtrigger.accounting.pubsub_rest import Subscriber
 from dagtrigger.accounting.unwrap import NotCarried, Pulled, unwrap
@@ -347,3 +347,17 @@ def test_a_drain_is_bounded_by_max_messages(world: World) -> None:
     summary = world.drain(batch=2, max_messages=3)
     assert summary.counts["triggered"] == 3 and not summary.complete
     assert len(world.pubsub.remaining(DRAIN)) == 2 and len(world.airflow.runs) == 3
+
+
+def test_the_command_line_drains_an_empty_subscription_and_says_so(
+    pubsub: FakePubSub, airflow: FakeAirflow, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {"AIRFLOW_URI": airflow.url, "DAG_ID": "ingest", "AIRFLOW_AUTH": "none",
+                        "PUBSUB_EMULATOR_HOST": pubsub.url.removeprefix("http://")}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ROUTES_FILE", raising=False)
+    assert cli.main(["drain", DRAIN, "--no-verify", "--budget", "1m"]) == 0
+    out = capsys.readouterr()
+    assert f"drain {DRAIN}: 0 messages" in out.out and "any subscription" in out.err
+    with pytest.raises(SystemExit):
+        cli.main(["drain", "subscriptions/x"])
