@@ -285,6 +285,11 @@ class AirflowClient:
                 self._version = self._probe()
             return self._version
 
+    @property
+    def version_known(self) -> bool:
+        """Configured or already probed: ``api_version()`` sends no request then."""
+        return self._version is not None
+
     def _probe(self) -> str:
         seen = []
         for version in ("v2", "v1"):

@@ -1,8 +1,9 @@
 """Cold start: do what the first event would otherwise wait for while the instance starts.
 
 The first event of a new instance pays for resolving credentials and fetching the first token, probing the Airflow
-API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread: one
-``GET /api/<version>/version`` through the client's own session and auth. It never raises and never fails start-up:
+API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread with one
+request through the client's own session and auth: the version probe, or, when ``AIRFLOW_API_VERSION`` is set,
+``GET /api/<version>/version``. It never raises and never fails start-up:
 when Airflow or the metadata server is briefly unreachable it logs one line and the first event does the work
 itself, as before. The client's locks (the version probe, the token cache) make a first event that arrives during
 the warm-up wait for it and share its result instead of doing it twice.
@@ -39,14 +40,16 @@ def warm(client: AirflowClient, log: logging.Logger, clock: Clock = SYSTEM_CLOCK
     """Token, API version and connection, once; True if Airflow answered. Never raises (start-up must not fail)."""
     began = clock.monotonic()
     try:
+        probes = not client.version_known
         version = client.api_version()  # probes GET …/version unless configured: token fetched, connection pooled
-        response = client.session.get(
-            f"{client.base_url}/api/{version}/version",
-            auth=client.auth,
-            timeout=client.timeout,
-            allow_redirects=False,
-        )
-        _ = response.content  # read to the end, so the connection goes back to the pool open
+        if not probes:  # the probe was the one request; a second one would hold the pooled connection while the
+            response = client.session.get(  # first event, waiting for the probe, opens another (one more TLS)
+                f"{client.base_url}/api/{version}/version",
+                auth=client.auth,
+                timeout=client.timeout,
+                allow_redirects=False,
+            )
+            _ = response.content  # read to the end, so the connection goes back to the pool open
     except Exception as exc:  # anything here only means the first event does the work itself
         took = round(clock.monotonic() - began, 3)
         log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": took})

@@ -44,11 +44,24 @@ def test_warm_up_probes_the_version_with_the_token_and_leaves_a_pooled_connectio
         in_thread(client, LOG).join(10)
         assert client.api_version() == "v2"  # known now: the first event does not probe
         paths = [seen.path for seen in airflow.seen]
-        assert paths == ["/api/v2/version", "/api/v2/version"]
+        # One request: the probe fetched the token and opened the connection. A second GET (as before) held that
+        # connection while a first event, released by the probe, opened another one: a TLS handshake on its path.
+        assert paths == ["/api/v2/version"]
         assert all(seen.headers.get("Authorization") == "Bearer t0ken" for seen in airflow.seen)
         # The first event's call goes over the connection the warm-up opened (same client port), not a new one.
         client.session.post(f"{airflow.url}/api/v2/dags/d/dagRuns", json={}, timeout=5)
         assert len({seen.peer for seen in airflow.seen}) == 1, [seen.peer for seen in airflow.seen]
+
+
+def test_warm_up_with_a_configured_version_still_fetches_the_token_and_opens_the_connection() -> None:
+    with FakeServer(lambda seen: Answer(200, {"version": "2.11.2"})) as airflow:
+        client = AirflowClient(airflow.url, StaticBearer("t0ken"), api_version="v1", timeout_s=5)
+        assert warm(client, LOG) is True
+        assert [(seen.path, seen.headers.get("Authorization")) for seen in airflow.seen] == [
+            ("/api/v1/version", "Bearer t0ken")
+        ]
+        client.session.get(f"{airflow.url}/api/v1/dags", timeout=5)
+        assert len({seen.peer for seen in airflow.seen}) == 1
 
 
 def test_warm_up_never_fails_start_up_when_airflow_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
