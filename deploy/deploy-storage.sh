@@ -28,7 +28,8 @@ Storage trigger:
   --dead-letter-topic T    keep events the function never acknowledged in Pub/Sub topic T
                            (created with a 7-day pull subscription T-hold) instead of
                            dropping them: set on the trigger's subscription, with the roles
-                           Pub/Sub's service agent needs (docs/accounting.md)
+                           Pub/Sub's service agent needs; `dagtrigger drain` (or the sweep
+                           job's --drain-subscription) sends them (docs/accounting.md)
   --max-delivery-attempts N
                            attempts before an event goes to --dead-letter-topic
                            (5-100, default 100: about 16 h of backed-off retries)
@@ -111,7 +112,7 @@ if [[ -n $DEAD_LETTER_TOPIC ]]; then
   # A topic keeps nothing by itself: this subscription holds the dead events for 7 days.
   dt_unless_exists gcloud pubsub subscriptions describe "$DEAD_LETTER_TOPIC-hold" --project="$DT_PROJECT" \
     --format='value(name)' -- gcloud pubsub subscriptions create "$DEAD_LETTER_TOPIC-hold" --project="$DT_PROJECT" \
-    --topic="$DEAD_LETTER_TOPIC" --message-retention-duration=7d --expiration-period=never
+    --topic="$DEAD_LETTER_TOPIC" --message-retention-duration=7d --expiration-period=never --ack-deadline=600
   dt_run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --project="$DT_PROJECT" \
     --member="$pubsub_agent" --role=roles/pubsub.publisher --format=none
   dt_run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$DT_PROJECT" \
@@ -119,4 +120,6 @@ if [[ -n $DEAD_LETTER_TOPIC ]]; then
   dt_run gcloud pubsub subscriptions update "$subscription" --project="$DT_PROJECT" \
     --dead-letter-topic="projects/$DT_PROJECT/topics/$DEAD_LETTER_TOPIC" \
     --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+  dt_note "Drain it: dagtrigger drain projects/$DT_PROJECT/subscriptions/$DEAD_LETTER_TOPIC-hold" \
+    "--source-subscription $subscription (or deploy-sweep.sh --drain-subscription with the same names)."
 fi

@@ -36,6 +36,14 @@ Sweep:
                            it gets roles/run.invoker on this job only
   --image IMAGE            a built image of this repository (default: build from --source
                            with Cloud Build: gcloud run jobs deploy --source)
+  --drain-subscription SUB drain this subscription on a trigger's dead-letter topic before
+                           each sweep (projects/P/subscriptions/S, deploy-storage.sh
+                           --dead-letter-topic T makes T-hold): the job's account gets
+                           roles/pubsub.subscriber on SUB and writes dead letters under
+                           --dead-letter-uri (a drained event that fails is recorded there)
+  --drain-source-subscription SUB
+                           the trigger's own subscription: only messages forwarded from it
+                           are sent (repeatable; recommended)
 
 EOF2
   dt_help_common
@@ -54,6 +62,8 @@ BUDGET=50m
 SCHEDULE="17 * * * *"
 SCHEDULER_SA=""
 IMAGE=""
+DRAIN=""
+DRAIN_SOURCES=()
 
 dt_script_option() {
   case $1 in
@@ -68,11 +78,14 @@ dt_script_option() {
     --schedule) SCHEDULE=$2 ;;
     --scheduler-service-account) SCHEDULER_SA=$2 ;;
     --image) IMAGE=$2 ;;
+    --drain-subscription) DRAIN=$2 ;;
+    --drain-source-subscription) DRAIN_SOURCES+=("$2") ;;
   esac
 }
 
 dt_use_options common airflow function
-dt_add_options "--bucket --members-uri --since --settle --budget --schedule --scheduler-service-account --image" ""
+dt_add_options "--bucket --members-uri --since --settle --budget --schedule --scheduler-service-account --image
+  --drain-subscription --drain-source-subscription" ""
 dt_parse_args "$@"
 DT_SERVICE_ACCOUNT=${DT_SERVICE_ACCOUNT:-dagtrigger-sweep}
 dt_prepare_deploy http dagtrigger-sweep
@@ -84,6 +97,13 @@ done
 for uri in "${MEMBERS[@]}"; do
   dt_check_regex "$uri" '^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^*?]+$' --members-uri "gs://BUCKET/PREFIX"
 done
+readonly SUBSCRIPTION='^projects/[a-z0-9][-a-z0-9.:]{0,99}/subscriptions/[A-Za-z][-_.~+%A-Za-z0-9]{2,254}$'
+[[ -z $DRAIN ]] || dt_check_regex "$DRAIN" "$SUBSCRIPTION" --drain-subscription "projects/P/subscriptions/S"
+for source in "${DRAIN_SOURCES[@]}"; do
+  dt_check_regex "$source" "$SUBSCRIPTION" --drain-source-subscription "projects/P/subscriptions/eventarc-..."
+done
+((${#DRAIN_SOURCES[@]} == 0)) || [[ -n $DRAIN ]] ||
+  dt_usage_error "--drain-source-subscription needs --drain-subscription"
 dt_check_regex "$SINCE" "$DURATION" --since "a duration such as 26h"
 dt_check_regex "$SETTLE" "$DURATION" --settle "a duration such as 5m"
 dt_check_regex "$BUDGET" '^[0-9]+[mh]$' --budget "minutes or hours such as 50m"
@@ -129,8 +149,20 @@ if [[ -n $DT_DEAD_LETTER_URI ]]; then
   [[ $dl == */* ]] && dl_prefix="${dl#*/}"
   dl_prefix=${dl_prefix%/}
   bucket_binding "$dl_bucket" roles/storage.objectViewer
-  # The cursor only: a sweep never writes a dead letter.
-  bucket_binding "$dl_bucket" roles/storage.objectUser "${dl_prefix:+$dl_prefix/}_sweep/" dagtrigger-sweep-cursor
+  if [[ -n $DRAIN ]]; then
+    # A drained event that fails is recorded like a live one: write under the dead-letter prefix.
+    bucket_binding "$dl_bucket" roles/storage.objectUser "${dl_prefix:+$dl_prefix/}" dagtrigger-drain-dead-letters
+  else
+    # The cursor only: a sweep never writes a dead letter.
+    bucket_binding "$dl_bucket" roles/storage.objectUser "${dl_prefix:+$dl_prefix/}_sweep/" dagtrigger-sweep-cursor
+  fi
+fi
+if [[ -n $DRAIN ]]; then
+  [[ -n $DT_DEAD_LETTER_URI ]] ||
+    dt_note "No --dead-letter-uri: a drained event Airflow refuses for good stays in $DRAIN (not acknowledged)."
+  # Pull and acknowledge on that one subscription, nothing else in Pub/Sub.
+  dt_run gcloud pubsub subscriptions add-iam-policy-binding "$DRAIN" --member="$member" \
+    --role=roles/pubsub.subscriber --format=none
 fi
 for uri in "${MEMBERS[@]}"; do
   m=${uri#gs://}
@@ -159,6 +191,10 @@ done
 args="-m,dagtrigger,sweep,--since,$SINCE,--settle,$SETTLE,--budget,$BUDGET"
 for bucket in "${BUCKETS[@]}"; do
   args+=",--bucket,$bucket"
+done
+[[ -z $DRAIN ]] || args+=",--drain,$DRAIN"
+for source in "${DRAIN_SOURCES[@]}"; do
+  args+=",--source-subscription,$source"
 done
 job=(gcloud run jobs deploy "$DT_NAME" --project="$DT_PROJECT" --region="$DT_REGION")
 if [[ -n $IMAGE ]]; then

@@ -37,3 +37,17 @@ output "sweep_service_account_email" {
   description = "The sweep's identity (register it as an Airflow user like the function's when needed)."
   value       = local.sweep_enabled ? google_service_account.sweep[0].email : ""
 }
+
+output "dead_letter_attach" {
+  description = "With dead_letter_topic: the gcloud commands that make it the dead-letter topic of the trigger's subscription (Eventarc owns that subscription; Terraform cannot set it)."
+  value = local.dead_letter_topic_enabled ? join("\n", [
+    "SUB=$(gcloud eventarc triggers describe ${google_cloudfunctions2_function.function.event_trigger[0].trigger} --format='value(transport.pubsub.subscription)')",
+    "gcloud pubsub subscriptions add-iam-policy-binding \"$SUB\" --member=${local.pubsub_agent} --role=roles/pubsub.subscriber",
+    "gcloud pubsub subscriptions update \"$SUB\" --dead-letter-topic=${google_pubsub_topic.dead_letter[0].id} --max-delivery-attempts=100",
+  ]) : ""
+}
+
+output "drain_subscription" {
+  description = "The subscription dagtrigger drain reads (empty without dead_letter_topic)."
+  value       = local.drain_subscription
+}

@@ -15,7 +15,11 @@ locals {
   sweep_args = concat(
     ["-m", "dagtrigger", "sweep", "--since", var.sweep_since, "--settle", var.sweep_settle, "--budget", "${var.sweep_budget_minutes}m"],
     flatten([for b in local.sweep_buckets : ["--bucket", b]]),
+    local.sweep_drain == "" ? [] : ["--drain", local.sweep_drain],
+    local.sweep_drain == "" ? [] : flatten([for s in var.sweep_drain_source_subscriptions : ["--source-subscription", s]]),
   )
+  # A drain before each sweep: the named subscription, else the dead_letter_topic's -hold one.
+  sweep_drain   = var.sweep_drain_subscription != "" ? var.sweep_drain_subscription : local.drain_subscription
   sweep_buckets = distinct(compact(concat(var.sweep_buckets, [var.trigger_kind == "storage" ? var.bucket : ""])))
   # gs://bucket/prefix → bucket and prefix, for the dead letters (cursor) and each batch members location
   dead_letter_bucket = var.dead_letter_uri == "" ? "" : split("/", trimprefix(var.dead_letter_uri, "gs://"))[0]
@@ -55,16 +59,26 @@ resource "google_storage_bucket_iam_member" "sweep_reader" {
   member   = "serviceAccount:${google_service_account.sweep[0].email}"
 }
 
-# Writes only under the cursor prefix next to the dead letters: a sweep never writes a dead letter.
+# Writes only under the cursor prefix next to the dead letters: a sweep never writes a dead letter. With a drain,
+# under the dead-letter prefix: a drained event that fails is recorded as the function records it.
 resource "google_storage_bucket_iam_member" "sweep_cursor" {
   count  = local.sweep_enabled && local.dead_letter_bucket != "" ? 1 : 0
   bucket = local.dead_letter_bucket
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.sweep[0].email}"
   condition {
-    title      = "dagtrigger-sweep-cursor"
-    expression = "resource.name.startsWith(\"projects/_/buckets/${local.dead_letter_bucket}/objects/${local.dead_letter_prefix == "" ? "" : "${local.dead_letter_prefix}/"}_sweep/\")"
+    title      = local.sweep_drain == "" ? "dagtrigger-sweep-cursor" : "dagtrigger-drain-dead-letters"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${local.dead_letter_bucket}/objects/${local.dead_letter_prefix == "" ? "" : "${local.dead_letter_prefix}/"}${local.sweep_drain == "" ? "_sweep/" : ""}\")"
   }
+}
+
+# The drain pulls and acknowledges on its one subscription, nothing else in Pub/Sub.
+resource "google_pubsub_subscription_iam_member" "sweep_drain" {
+  count        = local.sweep_enabled && local.sweep_drain != "" ? 1 : 0
+  subscription = local.sweep_drain
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.sweep[0].email}"
+  depends_on   = [google_pubsub_subscription.dead_letter_hold]
 }
 
 # Batched routes: a missing member is recorded by the pipeline, under its route's members prefix.
@@ -160,6 +174,7 @@ resource "google_cloud_run_v2_job" "sweep" {
     google_storage_bucket_iam_member.sweep_reader,
     google_project_iam_member.sweep_composer_user,
     google_secret_manager_secret_iam_member.sweep_accessor,
+    google_pubsub_subscription_iam_member.sweep_drain,
   ]
 }
 

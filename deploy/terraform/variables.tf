@@ -159,6 +159,17 @@ variable "routes_file" {
   default     = ""
 }
 
+variable "dead_letter_topic" {
+  description = "trigger_kind storage: a Pub/Sub topic id for events Eventarc gives up on, created with a 7-day pull subscription TOPIC-hold for dagtrigger drain; attach it with the dead_letter_attach output's commands."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.dead_letter_topic == "" || can(regex("^[A-Za-z][-_.~+%A-Za-z0-9]{2,254}$", var.dead_letter_topic))
+    error_message = "dead_letter_topic must be a topic id (not a path)."
+  }
+}
+
 variable "dead_letter_uri" {
   description = "DEAD_LETTER_URI: gs://bucket/prefix for events that cannot be delivered."
   type        = string
@@ -394,6 +405,23 @@ variable "sweep_budget_minutes" {
   description = "The sweep stops after this long and leaves a cursor next to the dead letters; the task timeout is 10 minutes more."
   type        = number
   default     = 50
+}
+
+variable "sweep_drain_subscription" {
+  description = "Drain this subscription on a trigger's dead-letter topic before each sweep (projects/P/subscriptions/S; with dead_letter_topic, empty means its -hold subscription): the sweep's account gets roles/pubsub.subscriber on it and writes dead letters."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.sweep_drain_subscription == "" || can(regex("^projects/[a-z0-9][-a-z0-9.:]{0,99}/subscriptions/[A-Za-z][-_.~+%A-Za-z0-9]{2,254}$", var.sweep_drain_subscription))
+    error_message = "sweep_drain_subscription must be projects/P/subscriptions/S."
+  }
+}
+
+variable "sweep_drain_source_subscriptions" {
+  description = "The trigger subscriptions (projects/P/subscriptions/eventarc-...) drained messages may come from; empty: any."
+  type        = list(string)
+  default     = []
 }
 
 variable "sweep_schedule" {

@@ -63,7 +63,34 @@ def test_storage_deploy_gives_the_trigger_subscription_a_dead_letter_topic(run_s
     assert update["--max-delivery-attempts"] == ["100"]
     hold = flags(result.command("gcloud", "pubsub", "subscriptions", "create"))
     assert hold["--message-retention-duration"] == ["7d"]
+    assert hold["--ack-deadline"] == ["600"]  # a drain holds what it pulls for its whole run
+    assert "dagtrigger drain projects/my-proj/subscriptions/dead-events-hold" in result.stdout + result.stderr
     roles = {flags(c)["--role"][0] for c in result.commands if "add-iam-policy-binding" in c and "pubsub" in c}
     assert roles == {"roles/pubsub.publisher", "roles/pubsub.subscriber"}
     plain = run_script("deploy-storage.sh", *STORAGE)
     assert "pubsub" not in plain.stdout
+
+
+DRAIN = "projects/my-proj/subscriptions/dead-events-hold"
+TRIGGER_SUB = "projects/my-proj/subscriptions/eventarc-us-central1-dagtrigger-storage-000-sub-123"
+
+
+def test_the_sweep_job_drains_the_dead_letter_subscription_first_with_one_more_grant(run_script: ScriptRunner) -> None:
+    result = run_script("deploy-sweep.sh", *SWEEP, "--drain-subscription", DRAIN, "--drain-source-subscription",
+                        TRIGGER_SUB)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    job = flags(result.command("gcloud", "run", "jobs", "deploy"))
+    assert job["--args"][0].endswith(f",--drain,{DRAIN},--source-subscription,{TRIGGER_SUB}")
+    grants = [c for c in result.commands if c[:4] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding"]]
+    assert [(c[4], flags(c)["--member"], flags(c)["--role"]) for c in grants] == [
+        (DRAIN, [SWEEP_SA], ["roles/pubsub.subscriber"])
+    ]  # on that subscription only, never on the project
+    writers = [flags(c) for c in result.commands if "roles/storage.objectUser" in " ".join(c)]
+    conditions = sorted(g["--condition"][0] for g in writers)
+    assert conditions[0] == (
+        'title=dagtrigger-drain-dead-letters,expression=resource.name.startsWith("projects/_/buckets/ops/objects/dl/")'
+    )  # a drained event that fails is recorded, as the function records it
+    bad = run_script("deploy-sweep.sh", *SWEEP, "--drain-subscription", "dead-events-hold")
+    assert bad.returncode == 2 and "--drain-subscription" in bad.stderr
+    lone = run_script("deploy-sweep.sh", *SWEEP, "--drain-source-subscription", TRIGGER_SUB)
+    assert lone.returncode == 2 and "needs --drain-subscription" in lone.stderr

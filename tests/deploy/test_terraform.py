@@ -193,8 +193,10 @@ def test_iam_matches_iam_sh() -> None:
         "roles/run.invoker",
         "roles/storage.objectUser",
         "roles/storage.objectViewer",
+        "roles/pubsub.subscriber",  # the drain's one subscription (deploy-sweep.sh --drain-subscription)
     }
-    iam_sh = (DEPLOY_DIR / "iam.sh").read_text(encoding="utf-8") + (DEPLOY_DIR / "lib.sh").read_text(encoding="utf-8")
+    scripts = ("iam.sh", "lib.sh", "deploy-storage.sh", "deploy-sweep.sh")
+    iam_sh = "".join((DEPLOY_DIR / name).read_text(encoding="utf-8") for name in scripts)
     for role in roles:
         assert role in iam_sh, role
     assert ("google_service_account", "function") in resources
@@ -238,3 +240,17 @@ def test_example_tfvars_only_sets_declared_variables() -> None:
         r"^#\s*([a-z_]+)\s*=", (TF_DIR / "terraform.tfvars.example").read_text(encoding="utf-8"), re.M
     )
     assert set(commented) <= declared
+
+
+def test_the_dead_letter_topic_and_the_drain_match_the_scripts() -> None:
+    resources = blocks("resource")
+    hold = resources[("google_pubsub_subscription", "dead_letter_hold")]
+    assert (hold["ack_deadline_seconds"], unq(hold["message_retention_duration"])) == (600, "604800s")
+    forwarder = resources[("google_pubsub_topic_iam_member", "dead_letter_forwarder")]
+    assert unq(forwarder["role"]) == "roles/pubsub.publisher"
+    drain = resources[("google_pubsub_subscription_iam_member", "sweep_drain")]
+    assert unq(drain["role"]) == "roles/pubsub.subscriber" and "local.sweep_drain" in str(drain["subscription"])
+    sweep = (DEPLOY_DIR / "terraform" / "sweep.tf").read_text(encoding="utf-8")
+    assert '["--drain", local.sweep_drain]' in sweep and '"--source-subscription", s' in sweep
+    storage = (DEPLOY_DIR / "deploy-storage.sh").read_text(encoding="utf-8")
+    assert "--ack-deadline=600" in storage and "--message-retention-duration=7d" in storage
