@@ -13,6 +13,8 @@ locals {
     retries       = "${local.log_source} AND jsonPayload.outcome=\"retry\""
     sweep_missing = "${local.log_source} AND jsonPayload.outcome=\"sweep\" AND jsonPayload.sweep.missing>0"
     sweeps        = "${local.log_source} AND jsonPayload.outcome=\"sweep\""
+    drains        = "${local.log_source} AND jsonPayload.outcome=\"drain\""
+    drain_left    = "${local.log_source} AND jsonPayload.outcome=\"drain\" AND jsonPayload.drain.left>0"
   }
 }
 
@@ -116,6 +118,38 @@ resource "google_logging_metric" "sweeps_with_missing" {
   }
 }
 
+# `dagtrigger drain` (alone or as `sweep --drain`) logs one `outcome: "drain"` line: events sent from the
+# trigger's dead-letter topic, and messages it had to leave there (docs/accounting.md#drain-the-dead-letter-topic).
+resource "google_logging_metric" "drain_triggered" {
+  count           = var.monitoring ? 1 : 0
+  project         = var.project_id
+  name            = "dagtrigger/drain_triggered"
+  filter          = local.log_filters.drains
+  value_extractor = "EXTRACT(jsonPayload.drain.triggered)"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 20
+      growth_factor      = 2
+      scale              = 1
+    }
+  }
+}
+
+resource "google_logging_metric" "drains_with_left" {
+  count   = var.monitoring ? 1 : 0
+  project = var.project_id
+  name    = "dagtrigger/drains_with_left"
+  filter  = local.log_filters.drain_left
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
 resource "google_monitoring_alert_policy" "dead_letter" {
   count                 = var.monitoring ? 1 : 0
   project               = var.project_id
@@ -182,6 +216,30 @@ resource "google_monitoring_alert_policy" "retries" {
       duration        = "600s"
       aggregations {
         alignment_period   = "60s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "drain_left_messages" {
+  count                 = var.monitoring ? 1 : 0
+  project               = var.project_id
+  display_name          = "dagtrigger: a drain left events in the trigger's dead-letter topic"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  documentation {
+    content = "A drain could not account for some messages of the dead-letter subscription (Airflow unavailable, no route takes them today, or they could not be verified) and left them there; they expire after the subscription's 7-day retention. Read the reasons with `python -m dagtrigger drain SUBSCRIPTION --dry-run` (docs/accounting.md#drain-the-dead-letter-topic)."
+  }
+  conditions {
+    display_name = "drains with left > 0"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.drains_with_left[0].name}\" AND resource.type=\"cloud_run_job\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "3600s"
         per_series_aligner = "ALIGN_SUM"
       }
     }

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from dagtrigger.send import storage_event
+from devtools.fake_pubsub import FakePubSub
 from devtools.fakes import Answer, FakeAirflow
 from devtools.localfunction import REPO, FunctionProcess, clean_env
 from tests.support.storage_emulator import storage_emulator
@@ -117,7 +118,27 @@ def lines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, A
         )  # fmt: skip
         assert swept.returncode == 0, swept.stderr
         entries += [json.loads(line) for line in swept.stderr.splitlines() if line.startswith("{")]
+        entries += _drain_lines(env, folder, client)
         yield entries
+
+
+def _drain_lines(env: dict[str, str], folder: Any, client: Any) -> list[dict[str, Any]]:
+    """One drain that sends an upload from the dead-letter topic and leaves a message it cannot trust."""
+    hold = "projects/metrics/subscriptions/dead-hold"
+    with FakePubSub() as pubsub:
+        pubsub.create_subscription(hold)
+        client.bucket("metrics-landing").blob("ok/dead.csv").upload_from_string(b"x")
+        out = storage_event("http://unused", "metrics-landing", "ok/dead.csv", generation="7")
+        attrs = {f"ce-{k}": v for k, v in out.attributes.items() if k != "datacontenttype"}
+        pubsub.publish_dead_letter(hold, out.body, {**attrs, "content-type": "application/json"})
+        pubsub.publish(hold, b"{}", {"k": "v"})  # not forwarded by dead lettering: left
+        drained = subprocess.run(
+            [sys.executable, "-m", "dagtrigger", "drain", hold, "--no-verify"],
+            env={**clean_env(env, folder), "PUBSUB_EMULATOR_HOST": pubsub.url.removeprefix("http://")},
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert drained.returncode == 1 and "1 triggered" in drained.stdout, drained.stdout + drained.stderr
+    return [json.loads(line) for line in drained.stderr.splitlines() if line.startswith("{")]
 
 
 @pytest.mark.parametrize("name", sorted(_filters()))
@@ -154,7 +175,7 @@ def test_the_alert_policies_use_the_metrics_defined_here() -> None:
     text = (TF_DIR / "monitoring.tf").read_text(encoding="utf-8")
     used = set(re.findall(r"google_logging_metric\.(\w+)\[0\]\.name", text))
     assert used and used <= names
-    assert {"dead_letters", "sweeps_with_missing", "retries"} <= used
+    assert {"dead_letters", "sweeps_with_missing", "retries", "drains_with_left"} <= used
 
 
 def test_this_evaluator_is_strict() -> None:

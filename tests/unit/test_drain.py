@@ -361,3 +361,25 @@ def test_the_command_line_drains_an_empty_subscription_and_says_so(
     assert f"drain {DRAIN}: 0 messages" in out.out and "any subscription" in out.err
     with pytest.raises(SystemExit):
         cli.main(["drain", "subscriptions/x"])
+
+
+def test_sweep_drain_drains_first_and_exits_with_the_worse_status(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    sent = world.upload("in/swept.csv")
+    world.dead_letter(sent)
+    world.pubsub.publish(DRAIN, b"{}", {"k": "v"})  # not forwarded by dead lettering: refused, left
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.format(bucket=world.bucket), encoding="utf-8")
+    settings = {"AIRFLOW_URI": world.airflow.url, "ROUTES_FILE": str(routes), "AIRFLOW_AUTH": "none",
+                "PUBSUB_EMULATOR_HOST": world.pubsub.url.removeprefix("http://")}  # fmt: skip
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DAG_ID", raising=False)
+    monkeypatch.setattr("dagtrigger.gcs._client", world.client)  # the process's client: the emulator
+    args = ["sweep", "--since", "1h", "--settle", "0", "--bucket", world.bucket, "--drain", DRAIN,
+            "--source-subscription", SOURCE]  # fmt: skip
+    assert cli.main(args) == 1  # the refused message is left
+    out = capsys.readouterr().out
+    assert f"drain {DRAIN}: 2 messages: 1 triggered" in out and "sweep " in out
+    assert list(world.airflow.runs) == [("ingest", run_id_for(live(sent)))]  # drained once; the sweep found it present
