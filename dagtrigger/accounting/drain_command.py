@@ -118,6 +118,6 @@ def execute(pipeline: Pipeline, options: DrainOptions, json_path: str | None = N
     for sample in summary.samples:
         runs = "  ".join(f"{r['dag_id']} {r['run_id']}" for r in sample["runs"])
         detail = sample["reason"] or runs
-        print(f"{sample['outcome']:<13} {sample['message_id']}  {sample['event']}  {detail}".rstrip())
+        print(f"{sample['outcome']:<13} {sample['message_id']}  {sample['event'] or '(no event)'}  {detail}".rstrip())
     print(summary.text())
     return 0 if summary.ok else 1
