@@ -94,6 +94,7 @@ def execute(pipeline: Pipeline, options: DrainOptions, json_path: str | None = N
     from .. import logs
     from ..exceptions import DagtriggerError
     from ..gcs import storage_client
+    from ..redaction import printable
     from .drain import drain
     from .pubsub_rest import Subscriber
 
@@ -115,9 +116,9 @@ def execute(pipeline: Pipeline, options: DrainOptions, json_path: str | None = N
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump(document, out, ensure_ascii=False, indent=2)
-    for sample in summary.samples:
+    for sample in summary.samples:  # message ids, reasons and names come from the messages: made printable
         runs = "  ".join(f"{r['dag_id']} {r['run_id']}" for r in sample["runs"])
-        detail = sample["reason"] or runs
-        print(f"{sample['outcome']:<13} {sample['message_id']}  {sample['event'] or '(no event)'}  {detail}".rstrip())
+        line = f"{sample['outcome']:<13} {sample['message_id']}  {sample['event'] or '(no event)'}  "
+        print(printable(line + (sample["reason"] or runs)).rstrip())
     print(summary.text())
     return 0 if summary.ok else 1
