@@ -63,6 +63,13 @@ dt_env_given() {
   return 1
 }
 if [[ $ENTRY_POINT == trigger_push ]]; then
+  # Pub/Sub push from a subscription in the function's project (or VPC Service Controls perimeter) to its default
+  # URL is internal traffic for Cloud Run (docs/deploy.md#ingress): nothing else needs to reach this URL.
+  if [[ -z $DT_INGRESS_SETTINGS ]]; then
+    DT_INGRESS_SETTINGS=internal-only
+    dt_note "Ingress internal-only: Pub/Sub push from a subscription in project $DT_PROJECT to the function's" \
+      "run.app URL is internal traffic; a subscription in another project needs --ingress-settings all."
+  fi
   if ! dt_env_given PUSH_AUDIENCE || ! dt_env_given PUSH_SERVICE_ACCOUNTS; then
     dt_usage_error "--entry-point trigger_push needs --env PUSH_AUDIENCE=URL and --env PUSH_SERVICE_ACCOUNTS=EMAIL" \
       "(the push subscription's OIDC token audience and service account); without them the function does not start"

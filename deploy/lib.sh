@@ -843,7 +843,8 @@ Function settings:
   --vpc-connector NAME     send egress through this Serverless VPC Access connector
   --egress-settings E      all (default with --vpc-connector) | private-ranges-only
   --ingress-settings I     all | internal-only | internal-and-gclb (default: internal-only
-                           for storage and pubsub triggers, gcloud's default all for http)
+                           for storage and pubsub triggers and trigger_push, gcloud's
+                           default all for webhooks)
   --source DIR             source directory (default: the repository root)
 EOF
 }

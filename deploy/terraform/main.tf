@@ -4,7 +4,8 @@
 locals {
   is_event      = contains(["storage", "pubsub"], var.trigger_kind)
   function_name = var.function_name != "" ? var.function_name : "dagtrigger-${var.trigger_kind}"
-  entry_point   = local.is_event ? "trigger_event" : "trigger_http"
+  entry_point   = local.is_event ? "trigger_event" : var.http_entry_point
+  is_push       = !local.is_event && var.http_entry_point == "trigger_push"
 
   # ---------------------------------------------------------------- source
   # The same allowlist as /.gcloudignore: main.py, requirements.txt, the dagtrigger package
@@ -60,8 +61,9 @@ locals {
   storage_trigger_location = var.trigger_location != "" ? var.trigger_location : lower(try(data.google_storage_bucket.trigger[0].location, ""))
   trigger_region           = var.trigger_kind == "storage" ? local.storage_trigger_location : (var.trigger_location != "" ? var.trigger_location : var.region)
   event_type               = var.trigger_kind == "storage" ? "google.cloud.storage.object.v1.finalized" : "google.cloud.pubsub.topic.v1.messagePublished"
-  # Eventarc in the function's project is internal traffic: event functions need no public URL.
-  ingress_settings = var.ingress_settings != "" ? var.ingress_settings : (local.is_event ? "ALLOW_INTERNAL_ONLY" : "ALLOW_ALL")
+  # Eventarc, and Pub/Sub push from a subscription in the function's project, are internal traffic (docs/deploy.md#ingress):
+  # event and push functions need no public URL; webhook senders are outside Google Cloud.
+  ingress_settings = var.ingress_settings != "" ? var.ingress_settings : (local.is_event || local.is_push ? "ALLOW_INTERNAL_ONLY" : "ALLOW_ALL")
 }
 
 data "google_composer_environment" "airflow" {
@@ -192,6 +194,10 @@ resource "google_cloudfunctions2_function" "function" {
     precondition {
       condition     = var.concurrency == 1 || (can(tonumber(var.cpu)) ? tonumber(var.cpu) >= 1 : false)
       error_message = "concurrency above 1 needs cpu of at least 1."
+    }
+    precondition {
+      condition     = !local.is_push || alltrue([for name in ["PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS"] : contains(keys(var.extra_env), name)])
+      error_message = "http_entry_point trigger_push needs extra_env PUSH_AUDIENCE (the push subscription's token audience) and PUSH_SERVICE_ACCOUNTS (its push service account): without them the function does not start."
     }
     precondition {
       condition     = var.trigger_kind != "storage" || var.bucket != ""

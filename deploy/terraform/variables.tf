@@ -225,6 +225,17 @@ variable "topic" {
   default     = ""
 }
 
+variable "http_entry_point" {
+  description = "http: trigger_http (signed webhooks) or trigger_push (Pub/Sub push; set PUSH_AUDIENCE and PUSH_SERVICE_ACCOUNTS in extra_env), as deploy-http.sh --entry-point."
+  type        = string
+  default     = "trigger_http"
+
+  validation {
+    condition     = contains(["trigger_http", "trigger_push"], var.http_entry_point)
+    error_message = "http_entry_point must be trigger_http or trigger_push."
+  }
+}
+
 variable "http_invokers" {
   description = "http: principals given roles/run.invoker (e.g. serviceAccount:push@PROJECT.iam.gserviceaccount.com). Never allUsers."
   type        = list(string)
@@ -334,7 +345,7 @@ variable "concurrency" {
 }
 
 variable "ingress_settings" {
-  description = "ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB. Empty: ALLOW_INTERNAL_ONLY for storage and pubsub (Eventarc in the same project is internal traffic), ALLOW_ALL for http."
+  description = "ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB. Empty: ALLOW_INTERNAL_ONLY for storage, pubsub and trigger_push (Eventarc and Pub/Sub push from the same project are internal traffic), ALLOW_ALL for webhooks."
   type        = string
   default     = ""
 

@@ -164,10 +164,54 @@ def test_terraform_accepts_plain_extra_env(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stderr
 
 
-def test_terraform_event_functions_default_to_internal_only() -> None:
+def _terraform_local(tmp_path: Path, name: str, tfvars: dict[str, object], needs: tuple[str, ...]) -> str:
+    """``local.NAME`` as Terraform computes it from ``tfvars``: the real variables.tf and the real one-line
+    definitions of ``needs`` (NAME among them) from main.tf, evaluated by ``terraform console`` (no provider)."""
+    main = (DEPLOY_DIR / "terraform" / "main.tf").read_text(encoding="utf-8")
+    lines = []
+    for local in needs:
+        found = re.search(rf"^\s*{local}\s*=.*$", main, re.M)
+        assert found, local
+        lines.append(found.group(0))
+    module = tmp_path / "module"
+    module.mkdir()
+    shutil.copy(DEPLOY_DIR / "terraform" / "variables.tf", module / "variables.tf")
+    (module / "locals.tf").write_text("locals {\n" + "\n".join(lines) + "\n}\n", encoding="utf-8")
+    (module / "terraform.tfvars.json").write_text(json.dumps(tfvars), encoding="utf-8")
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TF_IN_AUTOMATION": "1"}
+    out = subprocess.run(
+        ["terraform", "console"], cwd=module, env=env, input=f"local.{name}\n", capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().strip('"')
+
+
+INGRESS_LOCALS = ("is_event", "is_push", "ingress_settings")
+TF_BASE = {"project_id": "my-proj", "region": "us-central1"}
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("tfvars", "expected"),
+    [
+        ({"trigger_kind": "storage"}, "ALLOW_INTERNAL_ONLY"),
+        ({"trigger_kind": "pubsub"}, "ALLOW_INTERNAL_ONLY"),
+        ({"trigger_kind": "http"}, "ALLOW_ALL"),
+        # Issue 16, finding 13: Pub/Sub push from the function's project is internal traffic (docs/deploy.md#ingress)
+        ({"trigger_kind": "http", "http_entry_point": "trigger_push"}, "ALLOW_INTERNAL_ONLY"),
+        ({"trigger_kind": "http", "http_entry_point": "trigger_push", "ingress_settings": "ALLOW_ALL"}, "ALLOW_ALL"),
+    ],
+)
+def test_terraform_ingress_is_internal_only_except_for_webhooks(
+    tmp_path: Path, tfvars: dict[str, object], expected: str
+) -> None:
+    assert _terraform_local(tmp_path, "ingress_settings", {**TF_BASE, **tfvars}, INGRESS_LOCALS) == expected
+
+
+def test_terraform_function_uses_the_computed_ingress_and_entry_point() -> None:
     main = (DEPLOY_DIR / "terraform" / "main.tf").read_text(encoding="utf-8")
     assert re.search(r"ingress_settings\s*=\s*local\.ingress_settings", main)
-    assert re.search(r'local\.is_event\s*\?\s*"ALLOW_INTERNAL_ONLY"\s*:\s*"ALLOW_ALL"', main)
+    assert re.search(r"entry_point\s*=\s*local\.entry_point", main)
     assert re.search(r'default\s*=\s*""', _variable_block("ingress_settings"))
 
 

@@ -119,7 +119,9 @@ def test_function_matches_the_gcloud_scripts() -> None:
     function = blocks("resource")[("google_cloudfunctions2_function", "function")]
     text = (TF_DIR / "main.tf").read_text(encoding="utf-8")
     # entry points and event types as in deploy-*.sh
-    assert '"trigger_event"' in text and '"trigger_http"' in text
+    assert '"trigger_event"' in text and "var.http_entry_point" in text
+    entry = variables()["http_entry_point"]
+    assert unq(entry["default"]) == "trigger_http" and "trigger_push" in str(entry["validation"])
     assert '"google.cloud.storage.object.v1.finalized"' in text
     assert '"google.cloud.pubsub.topic.v1.messagePublished"' in text
     assert "RETRY_POLICY_RETRY" in text
