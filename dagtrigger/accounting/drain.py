@@ -312,7 +312,7 @@ class _Drain:
                     fresh = self._fresh(messages)
                     empty = 0 if fresh or unreadable else empty + 1
                     pulled += len(fresh) + len(unreadable)
-                    results = list(pool.map(self._safe_handle, fresh))
+                    results = self._process(pool, workers, fresh, held)
                     self._settle(list(zip(fresh, results, strict=True)))
             finally:
                 self._give_back()
@@ -329,6 +329,18 @@ class _Drain:
             complete=complete,
             samples=tuple(self.tally.samples),
         )
+
+    def _process(self, pool: ThreadPoolExecutor, workers: int, batch: list[Pulled], held: list[str]) -> list[Handled]:
+        """The batch's outcomes, ``workers`` messages at a time; when half the hold has passed (Airflow slow, retries),
+        the batch and what this run leaves are held again, so Pub/Sub does not hand them to anyone meanwhile."""
+        results: list[Handled] = []
+        held_at = self.clock.monotonic()
+        for start in range(0, len(batch), workers):
+            if self.clock.monotonic() - held_at >= MAX_DEADLINE_S / 2:
+                self.subscriber.modify_deadline([*held, *self.left.values()], MAX_DEADLINE_S)
+                held_at = self.clock.monotonic()
+            results += list(pool.map(self._safe_handle, batch[start : start + workers]))
+        return results
 
     def _give_back(self) -> None:
         """What this run leaves goes back to the subscription now, so the next drain (or a person) sees it at once;

@@ -383,3 +383,25 @@ def test_sweep_drain_drains_first_and_exits_with_the_worse_status(
     out = capsys.readouterr().out
     assert f"drain {DRAIN}: 2 messages: 1 triggered" in out and "sweep " in out
     assert list(world.airflow.runs) == [("ingest", run_id_for(live(sent)))]  # drained once; the sweep found it present
+
+
+def test_a_slow_batch_is_held_again_so_nobody_else_gets_its_messages(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        world.dead_letter(world.upload(f"in/slow{i}.csv"))
+    world.pipeline.settings = replace(world.pipeline.settings, max_in_flight=1)  # one message at a time
+    competitor = Subscriber(DRAIN, requests.Session(), world.pubsub.url)
+    stolen: list[str] = []
+    handle = world.pipeline.handle
+
+    def slow(event: events.Event, only: frozenset[str] | None = None) -> Any:
+        world.pipeline.clock.advance(400)  # type: ignore[attr-defined]  # Airflow took 400 s (retries)
+        world.pubsub.advance(400)
+        stolen.extend(m.message_id for m in competitor.pull(10)[0])  # another drain pulls meanwhile
+        return handle(event, only)
+
+    monkeypatch.setattr(world.pipeline, "handle", slow)
+    summary = world.drain(batch=3)
+    assert summary.counts == {"messages": 3, "triggered": 3} and stolen == []
+    assert world.pubsub.remaining(DRAIN) == []
