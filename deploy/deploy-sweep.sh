@@ -196,6 +196,9 @@ done
 for source in "${DRAIN_SOURCES[@]}"; do
   args+=",--source-subscription,$source"
 done
+# The task may run the drain (its 10-minute budget) and then the sweep (its budget), plus 10 minutes to finish.
+timeout_min=$((10#$budget_min + 10))
+[[ -z $DRAIN ]] || timeout_min=$((timeout_min + 10))
 job=(gcloud run jobs deploy "$DT_NAME" --project="$DT_PROJECT" --region="$DT_REGION")
 if [[ -n $IMAGE ]]; then
   job+=(--image="$IMAGE")
@@ -203,7 +206,7 @@ else
   job+=(--source="$DT_SOURCE")
 fi
 job+=(--command=python --args="$args" --service-account="$DT_SA_EMAIL"
-  --tasks=1 --max-retries=0 --task-timeout="$((10#$budget_min + 10))m" --memory="$DT_MEMORY" --cpu="$DT_CPU"
+  --tasks=1 --max-retries=0 --task-timeout="${timeout_min}m" --memory="$DT_MEMORY" --cpu="$DT_CPU"
   --set-env-vars="$DT_ENV_FLAG")
 dt_pin_secret_versions
 [[ -z $DT_SECRETS_FLAG ]] || job+=(--set-secrets="$DT_SECRETS_FLAG")

@@ -120,7 +120,7 @@ resource "google_cloud_run_v2_job" "sweep" {
     template {
       service_account = google_service_account.sweep[0].email
       max_retries     = 0
-      timeout         = "${(var.sweep_budget_minutes + 10) * 60}s"
+      timeout         = "${(var.sweep_budget_minutes + 10 + (local.sweep_drain == "" ? 0 : 10)) * 60}s" # + the drain's budget
 
       containers {
         image   = var.sweep_image

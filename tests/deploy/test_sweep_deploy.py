@@ -81,6 +81,7 @@ def test_the_sweep_job_drains_the_dead_letter_subscription_first_with_one_more_g
     assert result.returncode == 0, result.stderr
     job = flags(result.command("gcloud", "run", "jobs", "deploy"))
     assert job["--args"][0].endswith(f",--drain,{DRAIN},--source-subscription,{TRIGGER_SUB}")
+    assert job["--task-timeout"] == ["70m"]  # the drain's 10 minutes before the sweep's 50, plus 10 to finish
     grants = [c for c in result.commands if c[:4] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding"]]
     assert [(c[4], flags(c)["--member"], flags(c)["--role"]) for c in grants] == [
         (DRAIN, [SWEEP_SA], ["roles/pubsub.subscriber"])

@@ -254,5 +254,6 @@ def test_the_dead_letter_topic_and_the_drain_match_the_scripts() -> None:
     assert unq(drain["role"]) == "roles/pubsub.subscriber" and "local.sweep_drain" in str(drain["subscription"])
     sweep = (DEPLOY_DIR / "terraform" / "sweep.tf").read_text(encoding="utf-8")
     assert '["--drain", local.sweep_drain]' in sweep and '"--source-subscription", s' in sweep
+    assert '(local.sweep_drain == "" ? 0 : 10)' in sweep  # the task timeout makes room for the drain
     storage = (DEPLOY_DIR / "deploy-storage.sh").read_text(encoding="utf-8")
     assert "--ack-deadline=600" in storage and "--message-retention-duration=7d" in storage
