@@ -25,7 +25,9 @@ locals {
   # ---------------------------------------------------------------- Airflow
   composer_location = var.composer_location != "" ? var.composer_location : var.region
   composer_project  = var.composer_project != "" ? var.composer_project : var.project_id
-  airflow_uri       = var.airflow_uri != "" ? var.airflow_uri : try(data.google_composer_environment.airflow[0].config[0].airflow_uri, "")
+  # An input, not read from Composer: the Composer environment data source would copy the whole environment,
+  # its env variables and Airflow config overrides with it, into the state to read this one URL.
+  airflow_uri = var.airflow_uri
 
   # Plain settings only; secrets go through secret_environment_variables.
   optional_env = {
@@ -64,13 +66,6 @@ locals {
   # Eventarc, and Pub/Sub push from a subscription in the function's project, are internal traffic (docs/deploy.md#ingress):
   # event and push functions need no public URL; webhook senders are outside Google Cloud.
   ingress_settings = var.ingress_settings != "" ? var.ingress_settings : (local.is_event || local.is_push ? "ALLOW_INTERNAL_ONLY" : "ALLOW_ALL")
-}
-
-data "google_composer_environment" "airflow" {
-  count   = var.airflow_uri == "" && var.composer_environment != "" ? 1 : 0
-  name    = var.composer_environment
-  region  = local.composer_location
-  project = local.composer_project
 }
 
 data "google_storage_bucket" "trigger" {
@@ -177,7 +172,7 @@ resource "google_cloudfunctions2_function" "function" {
   lifecycle {
     precondition {
       condition     = local.airflow_uri != ""
-      error_message = "Set airflow_uri, or composer_environment (and composer_location) to read it from Cloud Composer."
+      error_message = "Set airflow_uri, the Airflow web server URL: gcloud composer environments describe ${var.composer_environment != "" ? var.composer_environment : "ENV"} --location ${local.composer_location} --project ${local.composer_project} --format='value(config.airflowUri)'. Terraform does not read it from Composer, which would copy the environment's variables into the state."
     }
     precondition {
       condition     = var.dag_id != "" || var.routes_file != ""

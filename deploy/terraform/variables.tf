@@ -34,7 +34,7 @@ variable "function_name" {
 # ------------------------------------------------------------------ Airflow
 
 variable "airflow_uri" {
-  description = "Airflow web server URL (AIRFLOW_URI). Leave empty to read it from composer_environment."
+  description = "Airflow web server URL (AIRFLOW_URI), required. For Cloud Composer: gcloud composer environments describe ENV --location REGION --format='value(config.airflowUri)'. Not read from Composer by Terraform: its data source would copy the environment's env variables and Airflow config overrides into the state."
   type        = string
   default     = ""
 
@@ -45,7 +45,7 @@ variable "airflow_uri" {
 }
 
 variable "composer_environment" {
-  description = "Cloud Composer environment whose config.airflowUri becomes AIRFLOW_URI (when airflow_uri is empty)."
+  description = "Cloud Composer environment of airflow_uri: named in the airflow_user_registration output and in the hint when airflow_uri is missing (never read by Terraform)."
   type        = string
   default     = ""
 }
@@ -201,7 +201,7 @@ variable "extra_env" {
 
   validation {
     condition     = !contains(keys(var.extra_env), "AIRFLOW_URI")
-    error_message = "extra_env must not set AIRFLOW_URI (use airflow_uri or composer_environment)."
+    error_message = "extra_env must not set AIRFLOW_URI (use airflow_uri)."
   }
 }
 

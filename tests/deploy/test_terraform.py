@@ -257,3 +257,23 @@ def test_the_dead_letter_topic_and_the_drain_match_the_scripts() -> None:
     assert '(local.sweep_drain == "" ? 0 : 10)' in sweep  # the task timeout makes room for the drain
     storage = (DEPLOY_DIR / "deploy-storage.sh").read_text(encoding="utf-8")
     assert "--ack-deadline=600" in storage and "--message-retention-duration=7d" in storage
+
+
+# What each data source copies into the Terraform state, which everyone who may read the state bucket can read.
+DATA_SOURCES = {
+    "google_project": "the project number (service agents' emails)",
+    "google_storage_project_service_account": "the Cloud Storage service agent's email",
+    "google_storage_bucket": "the trigger bucket's location (and its labels and settings, no object data)",
+    "archive_file": "the function's source zip: the files .gcloudignore ships",
+}
+
+
+def test_no_data_source_copies_the_composer_environment_into_state() -> None:
+    """Issue 16, finding 13: ``data.google_composer_environment`` copied the whole environment into the state, its
+    env variables and Airflow config overrides (where credentials often sit) with it, to read one URL. airflow_uri
+    is now an input; the error without it gives the gcloud command that prints it."""
+    assert {rtype for rtype, _ in blocks("data")} <= set(DATA_SOURCES)
+    assert not re.search(r"data\s+\"google_composer_environment\"|data\.google_composer_environment", all_text())
+    main = (TF_DIR / "main.tf").read_text(encoding="utf-8")
+    assert re.search(r"^\s*airflow_uri\s*=\s*var\.airflow_uri\s*$", main, re.M)
+    assert "--format='value(config.airflowUri)'" in main
