@@ -214,6 +214,10 @@ class PostgresCluster:
         )
         return done.returncode == 0
 
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (None if it is not running)."""
+        return self._postmaster_pid() if self.running else None
+
     def _postmaster_pid(self) -> int | None:
         """The postmaster's pid, from the first line of ``postmaster.pid`` (None if it is not running)."""
         try:

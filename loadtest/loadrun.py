@@ -17,9 +17,11 @@ import math
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from devtools.localairflow import AirflowServer
+from loadtest import cpus
 from loadtest.burst import ClientPolicy
 from loadtest.scenarios import (
     CONTROL,
@@ -82,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
         "--paused",
         action="store_true",
         help="pause the burst's and the ceiling's DAGs first: only the API path is compared (the scheduler idles)",
+    )
+    p.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="Airflow and PostgreSQL on half the CPUs, the client and the function instances on the other half, for "
+        "the ceiling and the burst alike (as on Cloud Run, where the function does not use Airflow's CPUs)",
     )
     p.add_argument(
         "--scheduler-settings",
@@ -162,11 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ceiling = 0
                 if name == "load":
                     ceiling = args.ceiling if args.ceiling is not None else min(args.events, 1000)
-                tallies.append(
-                    run_real(
+                side: contextlib.AbstractContextManager[str] = contextlib.nullcontext("")
+                if args.split_cpus:
+                    side = cpus.split_for(airflow)
+                with side as split:
+                    counted = run_real(
                         shared, airflow, name, spec(0.0), policy, max_in_flight, ceiling, args.interval, args.paused
                     )
-                )
+                tallies.append(replace(counted, injected="; ".join(n for n in (counted.injected, split) if n)))
                 shared.log(format_table(tallies[-1:]))
     print()
     for t in tallies:

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from dagtrigger.conf import build_conf
+from dagtrigger.events import from_cloud_event
+from dagtrigger.send import pubsub_event, storage_event
 from devtools.fakes import FakeMetadataServer
 from devtools.localairflow import AirflowServer
 from devtools.localfunction import FunctionProcess
@@ -303,11 +306,32 @@ def run_fake_scenario(
 # ----------------------------------------------------------------------------------------------- real Airflow scenarios
 
 
-def airflow_ceiling(airflow: AirflowServer, tag: str, count: int, concurrency: int) -> tuple[float, Counter[int]]:
+def event_confs(events: Sequence[LoadEvent], limit: int = 1000) -> list[dict[str, Any]]:
+    """The confs the function sends for (up to ``limit`` of) ``events``, built by dagtrigger's own code from the
+    CloudEvents the burst delivers: the ceiling's POSTs then carry the same bodies as the burst's, so Airflow does
+    the same work per POST on both sides (a tiny conf made its POSTs cheaper)."""
+    confs = []
+    for event in events[:limit]:
+        if event.kind == "storage":
+            out = storage_event("http://127.0.0.1", **event.build, event_id=event.event_id)
+        else:
+            out = pubsub_event("http://127.0.0.1", **event.build)
+        attributes = {k[3:]: v for k, v in out.headers.items() if k.startswith("ce-")}
+        confs.append(build_conf(from_cloud_event(attributes, json.loads(out.body))))
+    return confs
+
+
+def airflow_ceiling(
+    airflow: AirflowServer,
+    tag: str,
+    count: int,
+    concurrency: int,
+    confs: Sequence[dict[str, Any]] = ({"ceiling": True},),
+) -> tuple[float, Counter[int]]:
     """Airflow's own rate: ``count`` trigger POSTs straight to it (no function) from ``concurrency`` threads, one
     keep-alive connection each, on another DAG, after one untimed POST per thread (connections and first-call
-    costs). Returns (POST/s, answers by status; 0 = no answer)."""
-    body: dict[str, Any] = {"conf": {"ceiling": True}}
+    costs); POST n carries ``confs[n % len(confs)]``. Returns (POST/s, answers by status; 0 = no answer)."""
+    body: dict[str, Any] = {}
     if airflow.major >= 3:
         body["logical_date"] = None
     path = f"{airflow.api_prefix}/dags/{CEILING_DAG}/dagRuns"
@@ -318,7 +342,7 @@ def airflow_ceiling(airflow: AirflowServer, tag: str, count: int, concurrency: i
     ready = threading.Barrier(concurrency + 1)
 
     def post(conn: http.client.HTTPConnection, n: int) -> int:
-        payload = json.dumps({**body, "dag_run_id": f"ceiling__{tag}__{n}"})
+        payload = json.dumps({**body, "dag_run_id": f"ceiling__{tag}__{n}", "conf": confs[n % len(confs)]})
         try:
             conn.request("POST", path, body=payload, headers=headers)
             answer = conn.getresponse()
@@ -425,10 +449,11 @@ def run_real(
 
     - ``load``: the burst; ``ceiling`` > 0 first measures Airflow's own rate with that many direct POSTs, from as
       many callers as the instances can have in flight (min(client concurrency, instances × max_in_flight)), so
-      both sides put the same concurrency on Airflow; with the scheduler running tasks (not ``paused``) the ceiling
-      is measured again after the burst and ÷ceiling uses the mean of the two (the burst runs while the scheduler
-      works on the ceiling's runs, the second ceiling while it works on the burst's); ``paused`` pauses the DAGs of
-      both first, so only the API path is compared;
+      both sides put the same concurrency on Airflow; the ceiling is measured again after the burst and ÷ceiling
+      uses the mean of the two (with the scheduler running tasks the burst runs while it works on the ceiling's
+      runs, the second ceiling while it works on the burst's; on a shared machine a slow spell weighs on both
+      sides); ``paused`` pauses the DAGs of
+      both first, so only the API path is compared; the ceiling's POSTs carry the burst's confs (``event_confs``);
     - ``api-restart``: the API server SIGKILLed once 30 % of the deliveries are acknowledged, started again;
     - ``pg-restart``: PostgreSQL itself crashed (``immediate``) at 30 %, down 2 s, started again;
     - ``race``: every event delivered twice at the same moment to two instances (the unique constraint decides);
@@ -456,8 +481,10 @@ def run_real(
     if paused:
         setup.append("both DAGs paused")
 
+    confs = event_confs([e for e in events if e.poison is None])
+
     def measure_ceiling(when: str) -> float:
-        rate, answers = airflow_ceiling(airflow, f"{tag}{when}", ceiling, callers)
+        rate, answers = airflow_ceiling(airflow, f"{tag}{when}", ceiling, callers, confs)
         odd = ", ".join(f"{n}×{status or 'none'}" for status, n in sorted(answers.items()) if status != 200)
         setup.append(f"Airflow alone {when} {rate:.1f} POST/s at c={callers} ({odd or 'all 200'})")
         return rate
@@ -495,7 +522,8 @@ def run_real(
         cpu = before.usage(Meter.read(functions, airflow), len(deliveries))
         settle(lambda: airflow_run_count(airflow), limit_s=60.0 if chaos else 15.0)
         setup.append(dead_letter_races(functions) or "no dead-letter write lost a race")
-    if ceiling and airflow.scheduler and not paused:  # the scheduler now works on the burst's runs: measure again
+    if ceiling:  # measured again and averaged: the burst sits between the two, so a slow spell of the shared machine
+        # (or, with the scheduler running, its work on the other side's runs) weighs on both sides alike
         ceiling_per_s = (ceiling_per_s + measure_ceiling("after")) / 2
     if chaos is not None:
         what = "API server" if name == "api-restart" else "PostgreSQL"

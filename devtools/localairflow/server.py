@@ -121,6 +121,17 @@ class AirflowServer(AirflowApi):
             self._postgres = shared_cluster()
         return self._postgres
 
+    def process_groups(self) -> list[int]:
+        """The process groups this server runs now: the API server's, each helper's (scheduler, dag-processor,
+        triggerer) and, on PostgreSQL, the postmaster's (its backends are in it). For the load harness's CPU split."""
+        procs = (self._proc, *self._helpers.values())
+        groups = [proc.pid for proc in procs if proc is not None and proc.poll() is None]
+        if self.database == "postgres":
+            postmaster = self.postgres.postmaster_pid()
+            if postmaster is not None:
+                groups.append(os.getpgid(postmaster))
+        return groups
+
     def __repr__(self) -> str:
         return f"AirflowServer(airflow {self.version}, {self.url}, auth={self.auth}, {self.database})"
 
