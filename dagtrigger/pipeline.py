@@ -21,6 +21,7 @@ from .batch_store import MembersStore
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, documents, refuse_conf
 from .deadletter import DeadLetter, DeadLetterStore, event_from_record, new_record
+from .deadletter.proof import check_object
 from .events import Event
 from .exceptions import (
     BadDeadLetter,
@@ -268,8 +269,9 @@ class Pipeline:
 
         Nothing in the record but the request it holds is trusted (the dead-letter bucket may be written by others):
         the request is parsed again, a webhook's stored signature must verify with the route's secret of today, the
-        route the record names must take the event now, and that route decides the DAG, the run id and the conf
-        (so a record written while DAG_ID named a wrong DAG goes to the corrected one).
+        route the record names must take the event now, a storage event's object must exist in Cloud Storage as
+        recorded (deadletter/proof.py), and that route decides the DAG, the run id and the conf (so a record written
+        while DAG_ID named a wrong DAG goes to the corrected one).
 
         Raises BadDeadLetter (refused: not sent) when the record cannot be verified or no route takes it today.
         """
@@ -284,6 +286,8 @@ class Pipeline:
         if target is None:
             why = decision.reason or f"it goes to route(s) {', '.join(t.name for t in decision.targets)}"
             raise BadDeadLetter(f"route {record.route!r} does not take this event today ({why})")
+        if event.storage is not None:  # no signature to check: Cloud Storage must confirm the object as recorded
+            check_object(event.storage)
         result = self._trigger(event, target, documents(event))
         self._log_result(event, result, None)
         return result

@@ -19,23 +19,31 @@ from devtools.localfunction import REPO, FunctionProcess
 from tests.support.fakes import free_port
 from tests.support.function_env import function_env
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
-from tests.unit.samples import storage_attrs, storage_data
+from tests.unit.samples import storage_attrs
 
 pytestmark = pytest.mark.integration
 BUCKET = "dead-letters"
 DAG = "dagtrigger_example"
+LANDING = "landing"
 
 
 @pytest.fixture(scope="module")
 def gcs() -> Iterator[StorageEmulator]:
     with storage_emulator(subprocess_mode=True) as emulator:
         emulator.create_bucket(BUCKET)
+        emulator.create_bucket(LANDING)
         yield emulator
 
 
-def old_upload(name: str, age_s: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def old_upload(gcs: StorageEmulator, name: str, age_s: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An upload's event ``age_s`` old; the object exists in the emulator and the event carries its resource as
+    Cloud Storage reports it, since replay checks a storage record against the object (deadletter/proof.py)."""
     when = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - age_s))
-    return storage_attrs(name=name, time=when, datacontenttype="application/json"), storage_data(name=name)
+    blob = gcs.client().bucket(LANDING).blob(name)
+    blob.upload_from_string(b"a,b\n1,2\n", content_type="text/csv")
+    blob.reload()
+    attrs = storage_attrs(bucket=LANDING, name=name, time=when, datacontenttype="application/json")
+    return attrs, dict(blob._properties)
 
 
 def records(gcs: StorageEmulator, prefix: str) -> list[dict[str, Any]]:
@@ -67,9 +75,9 @@ def test_expired_event_is_dead_lettered_then_replayed_exactly_once(
     }
     name = f"late/report-{airflow.major}.csv"
     with FunctionProcess("trigger_event", env, tmp_path) as function:
-        fresh = function.send_event(*old_upload(f"fresh-{airflow.major}.csv", age_s=60))
+        fresh = function.send_event(*old_upload(gcs, f"fresh-{airflow.major}.csv", age_s=60))
         assert fresh.status_code == 503  # young enough: redelivered, not dead-lettered
-        response = function.send_event(*old_upload(name, age_s=7200))
+        response = function.send_event(*old_upload(gcs, name, age_s=7200))
         assert response.status_code == 200, response.text
         entry = next(e for e in function.logs() if e.get("outcome") == "failed")
     assert "MAX_EVENT_AGE_SECONDS=3600" in entry["message"] and entry["dead_letter"].startswith(prefix)
@@ -102,7 +110,7 @@ def test_missing_dag_is_dead_lettered_and_a_failed_replay_stays_pending(
     uri = f"gs://{BUCKET}/{prefix}"
     env = {**function_env(airflow, DAG_ID="no_such_dag"), "DEAD_LETTER_URI": uri, **gcs.env()}
     with FunctionProcess("trigger_event", env, tmp_path) as function:
-        ce, data = old_upload(f"orphan-{airflow.major}.csv", age_s=5)
+        ce, data = old_upload(gcs, f"orphan-{airflow.major}.csv", age_s=5)
         assert function.send_event(ce, data).status_code == 200
         assert function.send_event({**ce, "id": "redelivered"}, data).status_code == 200
     (record,) = records(gcs, prefix)
@@ -122,6 +130,6 @@ def test_failed_dead_letter_write_is_not_acknowledged(
 ) -> None:
     env = {**function_env(airflow, DAG_ID="no_such_dag"), "DEAD_LETTER_URI": "gs://no-such-bucket/x", **gcs.env()}
     with FunctionProcess("trigger_event", env, tmp_path) as function:
-        response = function.send_event(*old_upload(f"unrecorded-{airflow.major}.csv", age_s=5))
+        response = function.send_event(*old_upload(gcs, f"unrecorded-{airflow.major}.csv", age_s=5))
         assert response.status_code == 503
         assert "dead letter could not be written" in response.json()["reason"]

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,17 @@ NOW = datetime.now(UTC)
 def gcs() -> Iterator[StorageEmulator]:
     with storage_emulator(subprocess_mode=True) as emulator:
         emulator.create_bucket(BUCKET)
+        emulator.create_bucket("landing")
         yield emulator
+
+
+def _uploaded(gcs: StorageEmulator, name: str, bucket: str = "landing") -> dict[str, Any]:
+    """Upload ``name`` and return its object resource as Cloud Storage reports it (what Eventarc's data carries)."""
+    blob = gcs.client().bucket(bucket).blob(name)
+    blob.metadata = {"source": "erp"}
+    blob.upload_from_string(b"a,b\n1,2\n", content_type="text/csv")
+    blob.reload()
+    return dict(blob._properties)
 
 
 def _replay(
@@ -64,8 +75,11 @@ def _replay(
     )  # fmt: skip
 
 
-def _storage_record(name: str, dag_id: str, route: str, bucket: str = "landing", **over: object):  # type: ignore[no-untyped-def]
-    event = events.from_cloud_event(storage_attrs(bucket=bucket, name=name), storage_data(bucket=bucket, name=name))
+def _storage_record(  # type: ignore[no-untyped-def]
+    name: str, dag_id: str, route: str, bucket: str = "landing", data: dict[str, Any] | None = None, **over: object
+):
+    data = data if data is not None else storage_data(bucket=bucket, name=name)
+    event = events.from_cloud_event(storage_attrs(bucket=bucket, name=name), data)
     record = new_record(event, dag_id=dag_id, route=route, run_id=f"planted-{name}", reason="x", now=NOW)
     return replace(record, **over)  # type: ignore[arg-type]
 
@@ -75,7 +89,7 @@ def test_planted_records_send_only_what_a_route_sends_today(
 ) -> None:
     uri = f"gs://{BUCKET}/planted"
     store = DeadLetterStore(uri, client=gcs.client())
-    store.write(_storage_record("a.csv", "evil_dag", "landing"))  # a DAG no route names
+    store.write(_storage_record("a.csv", "evil_dag", "landing", data=_uploaded(gcs, "a.csv")))  # a DAG no route names
     store.write(_storage_record("b.csv", "landing_files", "landing", bucket="secret-bucket"))  # no route takes it
     store.write(_storage_record("c.csv", "landing_files", "no-such-route"))
     hook = webhook_request("http://x", {"refund": 1}, "/shop", "not-the-secret-0123456789", "k-1")
@@ -84,7 +98,9 @@ def test_planted_records_send_only_what_a_route_sends_today(
     gcs.client().bucket(BUCKET).blob(f"planted/{NOW:%Y/%m/%d}/landing_files/deep.json").upload_from_string(
         "[" * 5000 + "]" * 5000
     )
-    escape = _storage_record("d.csv", "landing_files", "landing", reason="\x1b[2J\x1b]0;pwned\x07 rm -rf")
+    escape = _storage_record(
+        "d.csv", "landing_files", "landing", data=_uploaded(gcs, "d.csv"), reason="\x1b[2J\x1b]0;pwned\x07 rm -rf"
+    )
     store.write(escape)
 
     dry = _replay(airflow, gcs, uri, tmp_path, "--dry-run")
@@ -122,7 +138,34 @@ def test_replay_after_correcting_dag_id_posts_to_the_corrected_dag(
 ) -> None:
     """Issue 19 item 6: a record written while DAG_ID named a missing DAG goes to the DAG_ID of today."""
     uri = f"gs://{BUCKET}/corrected"
-    DeadLetterStore(uri, client=gcs.client()).write(_storage_record("e.csv", "typo_dag", "default"))
+    record = _storage_record("e.csv", "typo_dag", "default", data=_uploaded(gcs, "e.csv"))
+    DeadLetterStore(uri, client=gcs.client()).write(record)
     result = _replay(airflow, gcs, uri, tmp_path, DAG_ID="right_dag")
     assert result.returncode == 0, result.stdout + result.stderr
     assert [dag for dag, _ in airflow.runs] == ["right_dag"]
+
+
+def test_a_storage_record_replays_only_for_its_object_as_cloud_storage_has_it(
+    airflow: FakeAirflow, gcs: StorageEmulator, tmp_path: Path
+) -> None:
+    """A storage record carries no signature; anyone who can write the dead-letter bucket could plant one for an
+    object that never existed, or with metadata (which the conf carries) of their own. Cloud Storage now confirms
+    it: the object must exist at the recorded generation with every recorded field unchanged."""
+    uri = f"gs://{BUCKET}/objects"
+    store = DeadLetterStore(uri, client=gcs.client())
+    store.write(_storage_record("never-uploaded.csv", "landing_files", "landing"))
+    real = _uploaded(gcs, "real.csv")
+    forged = {**real, "metadata": {"source": "attacker"}, "size": "999999"}
+    store.write(_storage_record("real.csv", "landing_files", "landing", data=forged))
+    gone = _uploaded(gcs, "gone.csv")
+    gcs.client().bucket("landing").blob("gone.csv").delete()
+    store.write(_storage_record("gone.csv", "landing_files", "landing", data=gone))
+    genuine = _uploaded(gcs, "genuine.csv")
+    store.write(_storage_record("genuine.csv", "landing_files", "landing", data=genuine))
+
+    result = _replay(airflow, gcs, uri, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("refused") == 3, result.stdout
+    assert "does not exist" in result.stdout and "metadata, size differ" in result.stdout, result.stdout
+    [body] = airflow.runs.values()
+    assert body["conf"]["name"] == "genuine.csv" and body["conf"]["metadata"] == {"source": "erp"}, body

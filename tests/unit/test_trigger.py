@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from dagtrigger import function
+from dagtrigger import pipeline as pipeline_module
 from dagtrigger.clock import parse_utc
 from dagtrigger.deadletter import new_record
+from dagtrigger.events import StorageObject
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.run_id import MAX_OFFSET_PROBES, logical_dates, run_id_for
@@ -126,12 +128,15 @@ def test_a_409_whose_run_cannot_be_read_is_retried_later() -> None:
         assert report.kind is OutcomeKind.RETRY and "403" in report.reason
 
 
-def test_replay_goes_through_the_same_check(airflow2: FakeAirflow) -> None:
+def test_replay_goes_through_the_same_check(airflow2: FakeAirflow, monkeypatch: pytest.MonkeyPatch) -> None:
     airflow2.runs[("example_dag", "someone_else")] = {"dag_run_id": "someone_else", "logical_date": INSTANT}
     event = storage_event()
     record = new_record(
         event, dag_id="example_dag", route="default", run_id="recorded", reason="x", now=parse_utc(INSTANT)
     )
+    checked: list[StorageObject] = []  # a fake Cloud Storage that confirms every object (the real check: security/)
+    monkeypatch.setattr(pipeline_module, "check_object", checked.append)
     outcome = make(airflow2).replay(record).outcome
     assert outcome.kind is OutcomeKind.DONE, outcome.reason
+    assert checked == [event.storage]  # replay asked Cloud Storage about the recorded object before sending
     assert ("example_dag", run_id_for(event)) in airflow2.runs  # the run id of today's route, not the record's
