@@ -11,6 +11,10 @@ locals {
   # The same allowlist as /.gcloudignore: main.py, requirements.txt, the dagtrigger package
   # without caches, compiled or hidden files, and a routes file at the root.
   source_root = var.source_dir != "" ? var.source_dir : abspath("${path.module}/../..")
+  # A route's webhook.secrets may name any variable: extra_env names the routes file mentions (as words, as
+  # deploy/lib.sh's grep -w) are secrets whatever they look like, refused by a precondition on the function.
+  routes_text               = var.routes_file == "" ? "" : try(file(startswith(var.routes_file, "/") ? var.routes_file : "${local.source_root}/${var.routes_file}"), "")
+  plain_env_named_by_routes = [for name in keys(var.extra_env) : name if try(length(regexall("(^|[^A-Za-z0-9_])${name}($|[^A-Za-z0-9_])", local.routes_text)), 0) > 0]
   package_files = [
     for f in fileset(local.source_root, "dagtrigger/**") : f
     if length(regexall("(^|/)(__pycache__|\\.[^/]*)(/|$)|\\.py[cod]$|~$|\\.sw[op]$", f)) == 0
@@ -193,6 +197,10 @@ resource "google_cloudfunctions2_function" "function" {
     precondition {
       condition     = !local.is_push || alltrue([for name in ["PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNTS"] : contains(keys(var.extra_env), name)])
       error_message = "http_entry_point trigger_push needs extra_env PUSH_AUDIENCE (the push subscription's token audience) and PUSH_SERVICE_ACCOUNTS (its push service account): without them the function does not start."
+    }
+    precondition {
+      condition     = length(local.plain_env_named_by_routes) == 0
+      error_message = "extra_env ${join(", ", local.plain_env_named_by_routes)}: named in the routes file (e.g. a route's webhook.secrets), so a secret: store it in Secret Manager and map it with secrets = { NAME = { secret = \"SECRET_ID\", version = \"VERSION\" } }."
     }
     precondition {
       condition     = var.trigger_kind != "storage" || var.bucket != ""

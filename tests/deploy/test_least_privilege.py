@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,9 @@ def test_terraform_accepts_plain_extra_env(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stderr
 
 
-def _terraform_local(tmp_path: Path, name: str, tfvars: dict[str, object], needs: tuple[str, ...]) -> str:
+def _terraform_local(
+    tmp_path: Path, name: str, tfvars: dict[str, object], needs: tuple[str, ...], as_json: bool = False
+) -> Any:
     """``local.NAME`` as Terraform computes it from ``tfvars``: the real variables.tf and the real one-line
     definitions of ``needs`` (NAME among them) from main.tf, evaluated by ``terraform console`` (no provider)."""
     main = (DEPLOY_DIR / "terraform" / "main.tf").read_text(encoding="utf-8")
@@ -180,10 +183,16 @@ def _terraform_local(tmp_path: Path, name: str, tfvars: dict[str, object], needs
     (module / "terraform.tfvars.json").write_text(json.dumps(tfvars), encoding="utf-8")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TF_IN_AUTOMATION": "1"}
     out = subprocess.run(
-        ["terraform", "console"], cwd=module, env=env, input=f"local.{name}\n", capture_output=True, text=True
+        ["terraform", "console"],
+        cwd=module,
+        env=env,
+        input=f"jsonencode(local.{name})\n" if as_json else f"local.{name}\n",
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip().strip('"')
+    text = out.stdout.strip()
+    return json.loads(json.loads(text)) if as_json else text.strip('"')
 
 
 INGRESS_LOCALS = ("is_event", "is_push", "ingress_settings")
@@ -387,3 +396,27 @@ def test_a_variable_the_routes_name_is_refused_as_a_plain_env(run_script: Script
     assert not result.commands
     fine = run_script("deploy-http.sh", *args[:-2], "--env", "LOG_LEVEL=DEBUG")
     assert fine.returncode == 0, fine.stderr
+
+
+@needs_terraform
+def test_terraform_finds_the_plain_env_names_the_routes_use(tmp_path: Path) -> None:
+    """Issue 16, finding 12 (Terraform's half): extra_env was checked by name only (SECRET/PASSWORD/TOKEN), while a
+    route's webhook.secrets may name any variable. Terraform now lists the extra_env names the routes file mentions
+    (a precondition refuses the function), as deploy/lib.sh does."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "routes.yaml").write_text(
+        "routes:\n  - name: shop\n    dag_id: shop\n    webhook:\n      secrets:\n        - SHOP_KEY\n"
+    )
+    tfvars = {
+        **TF_BASE,
+        "trigger_kind": "http",
+        "source_dir": str(source),
+        "routes_file": "routes.yaml",
+        "extra_env": {"SHOP_KEY": SECRET_VALUE, "LOG_LEVEL": "DEBUG", "SHOP": "x"},
+    }
+    needs = ("source_root", "routes_text", "plain_env_named_by_routes")
+    found = _terraform_local(tmp_path, "plain_env_named_by_routes", tfvars, needs, as_json=True)
+    assert found == ["SHOP_KEY"], found
+    main = (DEPLOY_DIR / "terraform" / "main.tf").read_text(encoding="utf-8")
+    assert re.search(r"condition\s*=\s*length\(local\.plain_env_named_by_routes\)\s*==\s*0", main)
