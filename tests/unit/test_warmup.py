@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -98,3 +99,34 @@ def test_the_worker_warms_up_only_when_enabled(
         for thread in set(threading.enumerate()) - threads_before:
             thread.join(10)
         assert bool(airflow.seen) is warmed  # off: not one request; on: the worker probed Airflow
+
+
+class _GoogleLike(StaticBearer):
+    mode = "google"
+
+
+def test_preload_imports_google_auth_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(warmup.importlib, "import_module", lambda name: seen.append((name, gc.isenabled())))
+    assert gc.isenabled()
+    assert warmup.preload(AirflowClient("http://127.0.0.1:9", _GoogleLike("t"))) is True
+    assert [name for name, _ in seen] == list(warmup.GOOGLE_TOKEN_MODULES)
+    assert not any(enabled for _, enabled in seen)  # paused while importing
+    assert gc.isenabled()  # and on again
+
+
+def test_preload_does_nothing_without_google_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(warmup.importlib, "import_module", seen.append)
+    assert warmup.preload(AirflowClient("http://127.0.0.1:9", StaticBearer("t"))) is False
+    assert seen == []
+
+
+def test_gc_paused_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with warmup.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
