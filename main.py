@@ -27,8 +27,8 @@ from cloudevents.http import CloudEvent
 from dagtrigger import events, function, http_limits, sender_auth, warmup
 from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
-from dagtrigger.pipeline import EventReport
 from dagtrigger.redaction import redact
+from dagtrigger.report import EventReport
 from dagtrigger.settings import BODY_READ_TIMEOUT_S
 
 http_limits.install()  # before functions-framework builds its gunicorn application: bounds the request line
@@ -109,7 +109,7 @@ def trigger_event(cloud_event: CloudEvent) -> None:
     flask.g.setdefault(_ENTERED, True)
     try:
         event = events.from_cloud_event(_attributes(cloud_event), cloud_event.data, PIPELINE.rules.notifications)
-        report = PIPELINE.handle(event)
+        report = PIPELINE.process(event)
     except BadEvent as error:
         _reject(error)
     if not report.acknowledged:
@@ -162,7 +162,7 @@ def trigger_http(request: flask.Request) -> flask.Response:
         signed = sender_auth.signed_request(request.method, request.path, request.query_string, headers, body)
         routes = sender_auth.authenticate_webhook(PIPELINE.settings, PIPELINE.rules, signed, headers, PIPELINE.clock)
         event = events.from_webhook(body, headers, request.path, routes, signed.query)
-        report = PIPELINE.handle(event)
+        report = PIPELINE.process(event)
     except BadEvent as error:
         _reject(error)
     return _json(_webhook_status(report), report.public_json())
@@ -180,7 +180,7 @@ def trigger_push(request: flask.Request) -> flask.Response:
         PUSH.verify(request.headers.get("Authorization"))
         body = _read_body(request, PIPELINE.settings.max_body_bytes)
         event = events.from_push_envelope(body, PIPELINE.rules.notifications)
-        report = PIPELINE.handle(event)
+        report = PIPELINE.process(event)
     except BadEvent as error:
         _reject(error)
     except CannotVerifyNow as error:  # nothing wrong with the request: not acknowledged, Pub/Sub delivers it again

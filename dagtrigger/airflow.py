@@ -24,7 +24,7 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from .auth import Auth
+from .airflow_auth import Auth
 from .clock import SYSTEM_CLOCK, Clock, utc
 from .exceptions import AirflowUnreachable
 
@@ -170,7 +170,7 @@ class TriggerCall:
     run_id: str
     conf: dict[str, Any]
     note: str | None = None
-    # Batch windows (batch.py): the earliest start. Airflow 3 gets run_after (its scheduler starts a queued run once
+    # Batch windows (batch/): the earliest start. Airflow 3 gets run_after (its scheduler starts a queued run once
     # run_after <= now); Airflow 2 gets a logical date from logical_dates, a future one waiting while
     # allow_trigger_in_future is False.
     run_after: datetime | None = None

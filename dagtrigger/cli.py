@@ -1,5 +1,5 @@
-"""Operator commands: ``dagtrigger replay|check|send|why|sweep|drain`` (or ``python -m dagtrigger …``). They reuse the
-pipeline, never a copy of it."""
+"""Operator commands (``dagtrigger --help`` lists them; also ``python -m dagtrigger …``). Those that reach
+Airflow build the function with ``function.build`` and reuse its pipeline, never a copy of it."""
 
 from __future__ import annotations
 

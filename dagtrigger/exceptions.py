@@ -115,3 +115,9 @@ class PubSubUnreachable(DagtriggerError, RuntimeError):
 
     key = "pubsub-unreachable"
     transient = True
+
+
+class BatchError(DagtriggerError, ValueError):
+    """This event cannot be placed in a batch window (unusable time, no group value): a permanent failure for it."""
+
+    key = "batch-unplaceable"

@@ -1,7 +1,7 @@
 """Carries one event through the stages: routes → conf and run id → Airflow call → outcome, logged once per target.
 
-This is the only caller of the stages; the CloudEvent entry point, the HTTP entry point and operator commands all
-come through ``Pipeline.handle``, so a fix here fixes every path.
+This is the only caller of the stages: the three entry points and ``sweep`` come through ``Pipeline.process``,
+``replay`` through ``Pipeline.replay``, and both end in the same per-target trigger, so a fix here fixes every path.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import base64
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
 
 from . import logs, sender_auth
 from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_session
-from .auth import make_auth
-from .batch_flow import Batcher
-from .batch_store import MembersStore
+from .airflow_auth import make_auth
+from .batch.batcher import Batcher
+from .batch.members import MembersStore
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, documents, refuse_conf
 from .deadletter import DeadLetter, DeadLetterStore, event_from_record, new_record
@@ -34,6 +34,7 @@ from .manifest import read_manifest
 from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
+from .report import EventReport, TargetResult
 from .routing import Target, route
 from .rules import Rules
 from .run_id import route_run_id
@@ -51,65 +52,6 @@ def event_age_s(event: Event, now: datetime) -> float | None:
     except ValueError:
         return None
     return (now - moment).total_seconds()
-
-
-PUBLIC_REASONS = {
-    OutcomeKind.DONE: "DAG run created",
-    OutcomeKind.DUPLICATE: "already triggered: this request's run exists",
-    OutcomeKind.IGNORED: "no route takes this request",
-    OutcomeKind.RETRY: "Airflow cannot take the run now: send the same request again later",
-    OutcomeKind.FAILED: "the run could not be created; the operator has the reason",
-}
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    target: Target
-    run_id: str
-    outcome: Outcome
-
-
-@dataclass(frozen=True)
-class EventReport:
-    """Everything that happened to one event; the entry points turn it into an HTTP answer."""
-
-    event: Event
-    kind: OutcomeKind
-    reason: str
-    results: tuple[TargetResult, ...] = ()
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.kind is not OutcomeKind.RETRY
-
-    def public_json(self) -> dict[str, Any]:
-        """What a webhook caller may see: outcomes and run ids; never Airflow's words, addresses or identities
-        (those go to the logs and dead letters, redacted)."""
-        return {
-            "outcome": self.kind.value,
-            "event_id": self.event.id,
-            "reason": PUBLIC_REASONS[self.kind],
-            "runs": [
-                {"dag_id": r.target.dag_id, "run_id": r.run_id, "outcome": r.outcome.kind.value} for r in self.results
-            ],
-        }
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "outcome": self.kind.value,
-            "event_id": self.event.id,
-            "reason": self.reason,
-            "runs": [
-                {
-                    "dag_id": r.target.dag_id,
-                    "run_id": r.run_id,
-                    "outcome": r.outcome.kind.value,
-                    "status": r.outcome.status,
-                    "reason": r.outcome.reason,
-                }
-                for r in self.results
-            ],
-        }
 
 
 class Pipeline:
@@ -165,7 +107,7 @@ class Pipeline:
         store = DeadLetterStore(settings.dead_letter_uri, clock=clock) if settings.dead_letter_uri else None
         return cls(settings, client, rules, logger, store, clock=clock)
 
-    def handle(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
+    def process(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it
         arrived, ``event.delivery``). ``only``: the names of the routes to act on (``sweep`` sends an object only to
         the routes it found missing); None for all.
@@ -218,7 +160,7 @@ class Pipeline:
             return TargetResult(target, "", from_error(exc, "manifest location could not be built: "))
         except ManifestError as exc:
             return TargetResult(target, "", from_error(exc))
-        placed = self.batcher.handle(event, target, manifest, docs)
+        placed = self.batcher.add(event, target, manifest, docs)
         if placed.outcome.kind is not OutcomeKind.FAILED:
             return TargetResult(target, placed.run_id, placed.outcome)
         # A dead letter is kept per (DAG, run id): a failed member is kept under its own identity, not its batch's,
@@ -320,18 +262,9 @@ class Pipeline:
 
     def _log_result(self, event: Event, result: TargetResult, recorded: str | None) -> None:
         kind = result.outcome.kind
-        text = {
-            OutcomeKind.DONE: f"triggered DAG {result.target.dag_id!r}",
-            OutcomeKind.DUPLICATE: f"already triggered DAG {result.target.dag_id!r} for this event: counted as done",
-            OutcomeKind.RETRY: f"DAG {result.target.dag_id!r} not triggered yet, the event will be redelivered: "
-            f"{result.outcome.reason}",
-            OutcomeKind.FAILED: f"DAG {result.target.dag_id!r} not triggered, acknowledged without retry: "
-            f"{result.outcome.reason}",
-        }.get(kind, result.outcome.reason)
-        severity = SEVERITY[kind]
         self._log(
-            severity,
-            text,
+            SEVERITY[kind],
+            result.log_text(),
             event,
             dag_id=result.target.dag_id,
             run_id=result.run_id,

@@ -6,6 +6,7 @@ are evaluated against the event's template context and laid over it (or replace 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from .exceptions import TemplateError
 from .rules import Route
 from .run_id import route_run_id, safe_run_id
 
-__all__ = ["Rendered", "TemplateError", "render"]
+__all__ = ["Rendered", "TemplateError", "render", "render_batch"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ def render(event: Event, route: Route, manifest: Any = None, docs: EventDocument
         candidate = route.run_id.render({**conf, "default": default_id})
         run_id = safe_run_id(candidate, default_id.rpartition("__")[2])
     note = route.note.render({**conf, "default": default_id})[:1000] if route.note is not None else None
+    return Rendered(conf, run_id, note)
+
+
+def render_batch(route: Route, context: Mapping[str, Any], batch: Mapping[str, Any], run_id: str) -> Rendered:
+    """The conf of a batch window's run: the route's conf templates over the first member's context plus ``batch``
+    (the window, group and members folder), and ``batch`` itself; the run id is the window's, never a template's."""
+    document = {**context, "batch": dict(batch)}
+    conf = {key: expression.evaluate(document) for key, expression in route.conf}
+    conf["batch"] = dict(batch)
+    note = route.note.render({**conf, "default": run_id})[:1000] if route.note is not None else None
     return Rendered(conf, run_id, note)
 
 

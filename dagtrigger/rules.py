@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import storage_events
-from .batch import BatchSpec, parse_batch
 from .events import NO_CHANNELS, Channels
 from .exceptions import ConfigError
-from .gcs import bucket_problem
+from .gcs import bucket_problem, location_uri, parse_location
 from .globs import Glob
 from .redaction import Secret
 from .settings import is_dag_id, webhook_secret
@@ -50,6 +49,51 @@ MANIFEST_MAX_BYTES = 64 * 1024
 def glob_to_regex(pattern: str) -> Glob:
     """Path globs: ``*`` and ``?`` stay inside one folder, ``**/`` spans folders, ``[...]`` is a class (globs.py)."""
     return Glob(pattern)
+
+
+WINDOW_MAX_S = 86_400  # the longest batch window
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A route's ``batch:`` field, validated."""
+
+    window_s: int
+    group: Expression | None  # None: DEFAULT_GROUPS by event kind
+    bucket: str
+    prefix: str  # no slash at either end; "" for the bucket root
+
+    @property
+    def members_uri(self) -> str:
+        return location_uri(self.bucket, self.prefix)
+
+
+def parse_batch(value: Any, path: str, error: Callable[[str, str], ConfigError], where: str) -> BatchSpec:
+    """Validate ``batch: {window, group, members}``; ``error(field path, problem)`` names the route and field."""
+    if not isinstance(value, Mapping):
+        raise error(path, "must be a mapping with window, group and members")
+    unknown = sorted(set(value) - {"window", "group", "members"})
+    if unknown:
+        raise error(path, f"unknown field(s) {', '.join(map(str, unknown))}; allowed: window, group, members")
+    window = value.get("window")
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= WINDOW_MAX_S:
+        raise error(f"{path}.window", f"must be a whole number of seconds from 1 to {WINDOW_MAX_S} (e.g. 60)")
+    group = value.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise error(f"{path}.group", "must be a JMESPath expression such as folder (the default for storage)")
+    members = value.get("members")
+    if not isinstance(members, str) or not members.startswith("gs://"):
+        raise error(f"{path}.members", "is required: the gs://bucket/prefix where members are recorded")
+    try:
+        bucket, prefix = parse_location(members)
+    except ValueError as exc:
+        raise error(f"{path}.members", f"{exc} (e.g. gs://ops-bucket/batches)") from None
+    return BatchSpec(
+        window_s=window,
+        group=Expression(group, f"{where} → {path}.group") if group is not None else None,
+        bucket=bucket,
+        prefix=prefix,
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +173,7 @@ class Route:
     manifest: Manifest | None = None
     webhook: WebhookAuth = field(default_factory=WebhookAuth)
     shares_dag: bool = False  # another route targets the same DAG: the route name joins the run-id identity
-    batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch.py
+    batch: BatchSpec | None = None  # one run per (route, group, window) instead of one per event: see batch/
 
     @property
     def named_buckets(self) -> tuple[str, ...]:

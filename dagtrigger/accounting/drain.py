@@ -29,8 +29,9 @@ from ..events import Event, from_cloud_event
 from ..exceptions import BadEvent, DagtriggerError, ObjectUnreadable, PubSubUnreachable
 from ..manifest import read_manifest
 from ..outcome import OutcomeKind
-from ..pipeline import EventReport, Pipeline
+from ..pipeline import Pipeline
 from ..redaction import printable
+from ..report import EventReport
 from ..routing import Target, route
 from .expect import expect
 from .ledger import Calls
@@ -238,7 +239,7 @@ class _Drain:
             return Handled(message.message_id, "refused", problem, subject=subject)
         if self.options.dry_run:
             return self._dry(message, event, decision.targets, subject)
-        report = self.pipeline.handle(event, only=only)
+        report = self.pipeline.process(event, only=only)
         return self._classify(message, report, subject)
 
     def _dry(self, message: Pulled, event: Event, targets: tuple[Target, ...], subject: str) -> Handled:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..batch import BatchError, Placement, event_moment, group_value, member_name, place, window_for
+from ..batch.placement import Placement, group_value, member_name, place
+from ..batch.windows import event_moment, window_for
 from ..conf import EventDocuments
 from ..events import Event
-from ..exceptions import ManifestError, TemplateError
+from ..exceptions import BatchError, ManifestError, TemplateError
 from ..render import manifest_location, render
 from ..routing import Target
 from ..run_id import route_run_id, run_id_for

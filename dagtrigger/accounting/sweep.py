@@ -23,7 +23,8 @@ from ..events import Event
 from ..exceptions import BadEvent
 from ..manifest import read_manifest
 from ..outcome import OutcomeKind
-from ..pipeline import EventReport, Pipeline
+from ..pipeline import Pipeline
+from ..report import EventReport
 from ..routing import Target, explain
 from .cursor import Cursor, CursorStore
 from .expect import Expectation, expect
@@ -132,7 +133,7 @@ class _Sweep:
 
     def _send(self, event: Event, uri: str, routes: frozenset[str]) -> None:
         try:
-            report = self.pipeline.handle(event, only=routes)
+            report = self.pipeline.process(event, only=routes)
             self._count(report, uri, routes)
         except Exception as exc:  # a worker must not lose a pair silently
             for name in routes:
@@ -226,7 +227,7 @@ class _Sweep:
 
 
 def _member_folder(route: Any, run_id: str) -> tuple[str, str]:
-    from ..batch import members_prefix
+    from ..batch.placement import members_prefix
 
     return route.batch.bucket, members_prefix(route.batch, route.dag_id, run_id)
 

@@ -20,7 +20,7 @@ import requests
 from .. import function
 from ..airflow import AirflowClient, BoundedSession
 from ..airflow import short_message as airflow_message
-from ..auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
+from ..airflow_auth import Auth, account_email, google_credentials, is_user_credentials, make_auth
 from ..clock import SYSTEM_CLOCK
 from ..exceptions import AirflowUnreachable, ConfigError, CredentialsUnavailable
 from ..redaction import redact

@@ -244,7 +244,7 @@ class World:
         """What the live path did: the function's pipeline with the event Eventarc delivered."""
         out = send.storage_event("http://unused", self.bucket, resource["name"], str(resource["generation"]),
                                  now=self.created)  # fmt: skip
-        self.pipeline.handle(events.from_cloud_event(dict(out.attributes), {**json.loads(out.body), **resource}))
+        self.pipeline.process(events.from_cloud_event(dict(out.attributes), {**json.loads(out.body), **resource}))
 
 
 @pytest.fixture

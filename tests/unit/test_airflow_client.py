@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from dagtrigger.airflow import AirflowClient, TriggerCall, make_session
-from dagtrigger.auth import Auth
+from dagtrigger.airflow_auth import Auth
 from dagtrigger.exceptions import AirflowUnreachable
 from tests.support.clock import FakeClock
 from tests.support.fakes import Answer, FakeAirflow, FakeServer, Seen, free_port

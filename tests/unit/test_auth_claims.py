@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dagtrigger.auth import _jwt_expiry, jwt_claims
+from dagtrigger.airflow_auth import _jwt_expiry, jwt_claims
 
 
 def _segment(value: object) -> str:

@@ -15,24 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagtrigger import events
-from dagtrigger.batch import (
-    EPOCH,
-    FUTURE_SKEW_S,
-    BatchError,
-    FreshRead,
-    SingleFlight,
-    Window,
-    batch_run_id,
-    event_moment,
-    group_value,
-    member_name,
-    members_prefix,
-    place,
-    v1_logical_dates,
-    window_for,
-)
+from dagtrigger.batch.placement import batch_run_id, group_value, member_name, members_prefix, place, v1_logical_dates
+from dagtrigger.batch.single_flight import FreshRead, SingleFlight
+from dagtrigger.batch.windows import EPOCH, FUTURE_SKEW_S, Window, event_moment, window_for
 from dagtrigger.conf import template_context
-from dagtrigger.exceptions import ConfigError
+from dagtrigger.exceptions import BatchError, ConfigError
 from dagtrigger.rules import parse_rules
 from dagtrigger.run_id import OFFSET_SLOTS, run_id_for
 from tests.support.clock import FakeClock

@@ -14,7 +14,7 @@ import pytest
 
 from dagtrigger import events, function
 from dagtrigger import pipeline as pipeline_module
-from dagtrigger.batch_store import MembersStore
+from dagtrigger.batch.members import MembersStore
 from dagtrigger.deadletter import new_record
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
@@ -99,7 +99,7 @@ def empty_bucket(gcs: StorageEmulator) -> None:
 def test_one_run_per_folder_and_window_every_member_recorded(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)))
     for n in range(12):
-        report = pipeline.handle(upload(f"exports/f{n % 3}/part-{n}.csv"))
+        report = pipeline.process(upload(f"exports/f{n % 3}/part-{n}.csv"))
         assert report.acknowledged, report.reason
     batch_posts = [p for p in airflow.posts() if "load_exports" in p.path]
     assert len(batch_posts) == 3  # one per folder; the audit route still gets one run per file
@@ -124,14 +124,14 @@ def test_redeliveries_add_no_member_and_no_post(airflow: StatefulFakeAirflow, gc
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)))
     routes = {"routes": ROUTES["routes"][:1]}
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
-    pipeline.handle(upload("exports/a/1.csv"))
-    again = pipeline.handle(upload("exports/a/1.csv", id="a-new-delivery-id"))
+    pipeline.process(upload("exports/a/1.csv"))
+    again = pipeline.process(upload("exports/a/1.csv", id="a-new-delivery-id"))
     other_instance = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=20)), routes)
-    third = other_instance.handle(upload("exports/a/1.csv", id="third-delivery"))
+    third = other_instance.process(upload("exports/a/1.csv", id="third-delivery"))
     assert again.acknowledged and third.kind is OutcomeKind.DUPLICATE
     assert len(members(gcs)) == 1
     assert len(airflow.runs) == 1 and len(airflow.posts()) == 2  # one per instance
-    overwrite = pipeline.handle(upload("exports/a/1.csv", generation="2"))  # a new object version is a new member
+    overwrite = pipeline.process(upload("exports/a/1.csv", generation="2"))  # a new object version is a new member
     assert overwrite.acknowledged and len(members(gcs)) == 2 and len(airflow.posts()) == 2
 
 
@@ -142,7 +142,7 @@ def test_concurrent_first_members_share_one_post(airflow: StatefulFakeAirflow, g
     )
     reports = []
     threads = [
-        threading.Thread(target=lambda n=n: reports.append(pipeline.handle(upload(f"exports/same/{n}.csv"))))
+        threading.Thread(target=lambda n=n: reports.append(pipeline.process(upload(f"exports/same/{n}.csv"))))
         for n in range(24)
     ]
     for thread in threads:
@@ -158,12 +158,12 @@ def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFak
     routes = {"routes": ROUTES["routes"][:1]}
     clock = FakeClock(wall=WINDOW_START + timedelta(seconds=10))
     pipeline = make(airflow, gcs, clock, routes)
-    first = pipeline.handle(upload("exports/a/1.csv"))
+    first = pipeline.process(upload("exports/a/1.csv"))
     run_id = first.results[0].run_id
     # The window closed and its run started; then a member with an event time inside it arrives (delayed delivery).
     airflow.set_state(run_id, "running")
     clock.set(WINDOW_START + timedelta(seconds=75))
-    late = pipeline.handle(upload("exports/a/2.csv", at=WINDOW_START + timedelta(seconds=30)))
+    late = pipeline.process(upload("exports/a/2.csv", at=WINDOW_START + timedelta(seconds=30)))
     assert late.acknowledged and late.results[0].run_id != run_id
     assert f"late: run {run_id} had started" in late.results[0].outcome.reason
     recorded = members(gcs)
@@ -176,7 +176,7 @@ def test_late_member_goes_into_the_open_window_flagged_late(airflow: StatefulFak
     # While the run is still queued after its window ended, a member just joins it (nothing late).
     airflow.set_state(late.results[0].run_id, "queued")
     clock.set(WINDOW_START + timedelta(seconds=125))
-    on_time = pipeline.handle(upload("exports/a/3.csv", at=WINDOW_START + timedelta(seconds=70)))
+    on_time = pipeline.process(upload("exports/a/3.csv", at=WINDOW_START + timedelta(seconds=70)))
     assert on_time.results[0].run_id == late.results[0].run_id
     assert not any(d["late"] for n, d in members(gcs).items() if "3.csv" in json.dumps(d["conf"]))
 
@@ -188,14 +188,14 @@ def test_failed_member_write_is_not_acknowledged_and_posts_nothing(airflow: Stat
             airflow, gone, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]}
         )
         gone.stop()
-        report = pipeline.handle(upload("exports/a/1.csv"))
+        report = pipeline.process(upload("exports/a/1.csv"))
     assert report.kind is OutcomeKind.RETRY and "could not record the member" in report.reason
     assert airflow.posts() == []
 
 
 def test_event_time_beyond_the_skew_fails_and_is_dead_lettered(airflow: StatefulFakeAirflow, gcs: StorageEmulator):
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START), {"routes": ROUTES["routes"][:1]})
-    report = pipeline.handle(upload("exports/a/1.csv", at=WINDOW_START + timedelta(hours=2)))
+    report = pipeline.process(upload("exports/a/1.csv", at=WINDOW_START + timedelta(hours=2)))
     assert report.kind is OutcomeKind.FAILED and "ahead" in report.reason
     assert airflow.posts() == [] and members(gcs) == {}
 
@@ -205,17 +205,18 @@ def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
         pipeline = make(
             airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), {"routes": ROUTES["routes"][:1]}
         )
-        first = pipeline.handle(upload("exports/a/1.csv"))
+        first = pipeline.process(upload("exports/a/1.csv"))
         body = airflow.posts()[0].json()
         assert "run_after" not in body
         logical = datetime.fromisoformat(body["logical_date"])
         assert WINDOW_START + timedelta(seconds=60) <= logical < WINDOW_START + timedelta(seconds=61)
         # Another run (another group's, or a user's) holds the first candidate date of folder b.
-        from dagtrigger.batch import Window, v1_logical_dates
+        from dagtrigger.batch.placement import v1_logical_dates
+        from dagtrigger.batch.windows import Window
 
         taken = next(v1_logical_dates("exports", "exports/b", Window(WINDOW_START, 60)))
         airflow.runs[("load_exports", "someone_else")] = {"logical_date": taken.isoformat(timespec="microseconds")}
-        second = pipeline.handle(upload("exports/b/1.csv"))
+        second = pipeline.process(upload("exports/b/1.csv"))
         assert first.acknowledged and second.kind is OutcomeKind.DONE
         bodies = [p.json() for p in airflow.posts()]
         assert len(bodies) == 3 and bodies[1]["dag_run_id"] == bodies[2]["dag_run_id"]
@@ -224,7 +225,7 @@ def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
         again = make(
             airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=20)), {"routes": ROUTES["routes"][:1]}
         )
-        assert again.handle(upload("exports/a/1.csv", id="redelivered")).kind is OutcomeKind.DUPLICATE
+        assert again.process(upload("exports/a/1.csv", id="redelivered")).kind is OutcomeKind.DUPLICATE
 
 
 def test_replay_of_a_member_goes_through_the_same_batching(
@@ -235,7 +236,7 @@ def test_replay_of_a_member_goes_through_the_same_batching(
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
     airflow.faults = [Answer(404, {"detail": "DAG not found"})]
     event = upload("exports/a/1.csv")
-    failed = pipeline.handle(event)
+    failed = pipeline.process(event)
     assert failed.kind is OutcomeKind.FAILED and "batch run batch__exports" in failed.reason
     assert failed.results[0].run_id.startswith("gcs_finalized__")  # dead-lettered under the member's own identity
     record = new_record(
@@ -271,8 +272,8 @@ def test_markers_and_manifests_on_a_batched_route(
     for folder, rows in (("exports/a", 1), ("exports/b", 2)):
         landing.blob(f"{folder}/manifest.json").upload_from_string(json.dumps({"rows": rows}))
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
-    ignored = pipeline.handle(upload("exports/a/part-1.csv"))
-    reports = [pipeline.handle(upload(f"{folder}/_SUCCESS")) for folder in ("exports/a", "exports/b")]
+    ignored = pipeline.process(upload("exports/a/part-1.csv"))
+    reports = [pipeline.process(upload(f"{folder}/_SUCCESS")) for folder in ("exports/a", "exports/b")]
     assert ignored.kind is OutcomeKind.IGNORED and [r.acknowledged for r in reports] == [True, True]
     assert reports[0].results[0].run_id == reports[1].results[0].run_id  # one group: the bucket
     recorded = members(gcs, "markers/")

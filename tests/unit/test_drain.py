@@ -273,7 +273,7 @@ def world(gcs: StorageEmulator, airflow: FakeAirflow, pubsub: FakePubSub, tmp_pa
 
 def test_a_drain_sends_each_event_once_and_acks_only_what_is_accounted_for(world: World) -> None:
     sent, late, refused = world.upload("in/é 1.csv"), world.upload("in/late.csv"), world.upload("refused/r.csv")
-    world.pipeline.handle(live(late))  # a late delivery reached the function after the event was dead-lettered
+    world.pipeline.process(live(late))  # a late delivery reached the function after the event was dead-lettered
     ids = {key: world.dead_letter(out) for key, out in (("sent", sent), ("late", late), ("refused", refused))}
     forged = world.pubsub.publish(DRAIN, sent.body, binary(sent)[0])  # published straight to the topic
     other = world.dead_letter(world.upload("in/other.csv"), source="projects/acct-proj/subscriptions/elsewhere")
@@ -393,15 +393,15 @@ def test_a_slow_batch_is_held_again_so_nobody_else_gets_its_messages(
     world.pipeline.settings = replace(world.pipeline.settings, max_in_flight=1)  # one message at a time
     competitor = Subscriber(DRAIN, requests.Session(), world.pubsub.url)
     stolen: list[str] = []
-    handle = world.pipeline.handle
+    process = world.pipeline.process
 
     def slow(event: events.Event, only: frozenset[str] | None = None) -> Any:
         world.pipeline.clock.advance(400)  # type: ignore[attr-defined]  # Airflow took 400 s (retries)
         world.pubsub.advance(400)
         stolen.extend(m.message_id for m in competitor.pull(10)[0])  # another drain pulls meanwhile
-        return handle(event, only)
+        return process(event, only)
 
-    monkeypatch.setattr(world.pipeline, "handle", slow)
+    monkeypatch.setattr(world.pipeline, "process", slow)
     summary = world.drain(batch=3)
     assert summary.counts == {"messages": 3, "triggered": 3} and stolen == []
     assert world.pubsub.remaining(DRAIN) == []

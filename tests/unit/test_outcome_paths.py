@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from dagtrigger import events, function
-from dagtrigger.batch_store import MembersStore
+from dagtrigger.batch.members import MembersStore
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
@@ -83,10 +83,10 @@ def _outcome(cause: Cause, routes: dict[str, Any], gcs: StorageEmulator, name: s
     with FakeAirflow() as airflow:
         uri = f"http://127.0.0.1:{free_port()}" if cause.unreachable else airflow.url
         if cause.exists:  # the first delivery, by another instance (so this one asks Airflow, not its own memory)
-            assert _pipeline(uri, routes, gcs).handle(event).kind is OutcomeKind.DONE
+            assert _pipeline(uri, routes, gcs).process(event).kind is OutcomeKind.DONE
         pipeline = _pipeline(uri, routes, gcs)
         airflow.faults = list(cause.answers)
-        return pipeline.handle(event).kind
+        return pipeline.process(event).kind
 
 
 @pytest.mark.parametrize("cause", CAUSES, ids=[c.name for c in CAUSES])

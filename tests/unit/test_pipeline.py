@@ -56,8 +56,8 @@ def storage_event(**attrs: str) -> events.Event:
 
 def test_done_then_duplicate(airflow: FakeAirflow) -> None:
     pipeline, stream = make(airflow)
-    first = pipeline.handle(storage_event())
-    again = pipeline.handle(storage_event(id="redelivered-with-new-id"))
+    first = pipeline.process(storage_event())
+    again = pipeline.process(storage_event(id="redelivered-with-new-id"))
     assert (first.kind, again.kind) == (OutcomeKind.DONE, OutcomeKind.DUPLICATE)
     assert len(airflow.runs) == 1
     records = lines(stream)
@@ -72,7 +72,7 @@ def test_done_then_duplicate(airflow: FakeAirflow) -> None:
 def test_missing_dag_is_acknowledged_with_an_error(airflow: FakeAirflow) -> None:
     airflow.faults = [Answer(404, {"detail": "DAG with dag_id: 'example_dag' not found"})]
     pipeline, stream = make(airflow)
-    report = pipeline.handle(storage_event())
+    report = pipeline.process(storage_event())
     assert report.kind is OutcomeKind.FAILED and report.acknowledged
     record = lines(stream)[-1]
     assert record["severity"] == "ERROR" and record["status"] == 404
@@ -82,7 +82,7 @@ def test_missing_dag_is_acknowledged_with_an_error(airflow: FakeAirflow) -> None
 def test_permission_denied_is_redelivered_with_the_fix_key(airflow: FakeAirflow) -> None:
     airflow.faults = [Answer(403, {"detail": "Forbidden"})]
     pipeline, stream = make(airflow)
-    report = pipeline.handle(storage_event())
+    report = pipeline.process(storage_event())
     assert report.kind is OutcomeKind.RETRY and not report.acknowledged
     message = str(lines(stream)[-1]["message"])
     # Short, with the key whose row in docs/troubleshooting.md holds the whole fix (Composer role, registration).
@@ -92,12 +92,12 @@ def test_permission_denied_is_redelivered_with_the_fix_key(airflow: FakeAirflow)
 def test_persistent_5xx_means_redeliver(airflow: FakeAirflow) -> None:
     airflow.faults = [Answer(503, "<html>down</html>")] * 50
     pipeline, _ = make(airflow)
-    assert pipeline.handle(storage_event()).kind is OutcomeKind.RETRY
+    assert pipeline.process(storage_event()).kind is OutcomeKind.RETRY
 
 
 def test_oversized_conf_is_not_sent(airflow: FakeAirflow) -> None:
     pipeline, _stream = make(airflow, MAX_CONF_BYTES="100")
-    report = pipeline.handle(storage_event())
+    report = pipeline.process(storage_event())
     assert report.kind is OutcomeKind.FAILED
     assert "MAX_CONF_BYTES=100" in report.reason
     assert not airflow.server.requests_to("/dagRuns")
@@ -106,22 +106,22 @@ def test_oversized_conf_is_not_sent(airflow: FakeAirflow) -> None:
 def test_other_storage_actions_are_ignored_unless_enabled(airflow: FakeAirflow) -> None:
     deleted = storage_event(type="google.cloud.storage.object.v1.deleted")
     pipeline, stream = make(airflow)
-    assert pipeline.handle(deleted).kind is OutcomeKind.IGNORED
+    assert pipeline.process(deleted).kind is OutcomeKind.IGNORED
     assert lines(stream)[-1]["severity"] == "INFO"
     enabled, _ = make(airflow, STORAGE_EVENT_TYPES="finalized,deleted")
-    assert enabled.handle(deleted).kind is OutcomeKind.DONE
+    assert enabled.process(deleted).kind is OutcomeKind.DONE
 
 
 def test_unknown_event_type_is_acknowledged_with_a_warning(airflow: FakeAirflow) -> None:
     pipeline, stream = make(airflow)
-    report = pipeline.handle(events.from_cloud_event(storage_attrs(type="com.example.other"), {}))
+    report = pipeline.process(events.from_cloud_event(storage_attrs(type="com.example.other"), {}))
     assert report.kind is OutcomeKind.IGNORED and report.acknowledged
     assert lines(stream)[-1]["severity"] == "WARNING"
 
 
 def test_pubsub_message(airflow: FakeAirflow) -> None:
     pipeline, _ = make(airflow)
-    report = pipeline.handle(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "t"}')))
+    report = pipeline.process(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "t"}')))
     assert report.kind is OutcomeKind.DONE
     (body,) = airflow.runs.values()
     assert body["conf"]["table"] == "t" and body["conf"]["_event"]["message_id"] == "11223344556677"
@@ -157,7 +157,7 @@ def test_permanent_failure_is_recorded_then_acknowledged(airflow: FakeAirflow) -
     store = MemoryStore()
     pipeline.dead_letters = store  # type: ignore[assignment]
     attrs = storage_attrs()
-    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()))
+    report = pipeline.process(events.from_cloud_event(attrs, storage_data()))
     assert report.kind is OutcomeKind.FAILED and report.acknowledged
     (record,) = store.records
     assert record.dag_id == "example_dag" and record.status == 404  # type: ignore[attr-defined]
@@ -169,7 +169,7 @@ def test_unwritable_dead_letter_means_redeliver(airflow: FakeAirflow) -> None:
     pipeline, _ = make(airflow)
     pipeline.dead_letters = MemoryStore(fail=True)  # type: ignore[assignment]
     attrs = storage_attrs()
-    report = pipeline.handle(events.from_cloud_event(attrs, storage_data()))
+    report = pipeline.process(events.from_cloud_event(attrs, storage_data()))
     assert report.kind is OutcomeKind.RETRY and "could not be written" in report.reason
 
 
@@ -179,9 +179,9 @@ def test_old_events_stop_being_retried(airflow: FakeAirflow) -> None:
     store = MemoryStore()
     pipeline.dead_letters = store  # type: ignore[assignment]
     young = storage_attrs()
-    assert pipeline.handle(events.from_cloud_event(young, storage_data())).kind is OutcomeKind.RETRY
+    assert pipeline.process(events.from_cloud_event(young, storage_data())).kind is OutcomeKind.RETRY
     old = storage_attrs(time="2020-01-01T00:00:00Z")
-    report = pipeline.handle(events.from_cloud_event(old, storage_data()))
+    report = pipeline.process(events.from_cloud_event(old, storage_data()))
     assert report.kind is OutcomeKind.FAILED and "MAX_EVENT_AGE_SECONDS=3600" in report.reason
     assert len(store.records) == 1
 
@@ -209,7 +209,7 @@ def test_in_flight_limit_queues_calls(airflow: FakeAirflow) -> None:
     names = [f"f{n}.csv" for n in range(12)]
     threads = [
         threading.Thread(
-            target=pipeline.handle, args=(events.from_cloud_event(storage_attrs(name=n), storage_data(name=n)),)
+            target=pipeline.process, args=(events.from_cloud_event(storage_attrs(name=n), storage_data(name=n)),)
         )
         for n in names
     ]
@@ -225,13 +225,13 @@ def test_the_raw_delivery_travels_on_the_event_and_is_copied_only_for_a_dead_let
     # The stored form (JSON, base64) is built when a dead letter is written, not for every request.
     pipeline, _ = make(airflow)
     ok = events.from_cloud_event(storage_attrs(), storage_data())
-    assert pipeline.handle(ok).kind is OutcomeKind.DONE
+    assert pipeline.process(ok).kind is OutcomeKind.DONE
     assert ok.delivery is not None and "raw" not in vars(ok.delivery)  # never built
     airflow.faults = [Answer(404, {"detail": "not found"})]
     store = MemoryStore()
     pipeline.dead_letters = store  # type: ignore[assignment]
     failing = events.from_cloud_event(storage_attrs(name="other.csv"), storage_data(name="other.csv"))
-    assert pipeline.handle(failing).kind is OutcomeKind.FAILED
+    assert pipeline.process(failing).kind is OutcomeKind.FAILED
     (record,) = store.records
     assert record.transport == "cloudevent" and record.raw["data"]["name"] == "other.csv"  # type: ignore[attr-defined]
 
@@ -249,6 +249,6 @@ def test_pubsub_data_is_decoded_once_per_event_whatever_the_routes(
     decoded: list[object] = []
     original = events.parse_json
     monkeypatch.setattr(events, "parse_json", lambda raw, what: decoded.append(what) or original(raw, what))
-    report = pipeline.handle(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "orders", "rows": 3}')))
+    report = pipeline.process(events.from_cloud_event(pubsub_attrs(), pubsub_data(b'{"table": "orders", "rows": 3}')))
     assert report.kind is OutcomeKind.DONE and len(report.results) == 2
     assert decoded == ["message data"]  # routing, both confs and both template contexts share one decode

@@ -15,9 +15,7 @@ PROBE = "import gc, json, main; print(json.dumps([gc.isenabled(), gc.get_freeze_
 
 def test_main_leaves_the_collector_on_with_start_up_frozen() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GOOGLE_", "GCE_METADATA", "DAG_"))}
-    env.update(
-        {"AIRFLOW_URI": "http://127.0.0.1:9", "DAG_ID": "d", "AIRFLOW_AUTH": "bearer", "AIRFLOW_TOKEN": "t"}
-    )
+    env.update({"AIRFLOW_URI": "http://127.0.0.1:9", "DAG_ID": "d", "AIRFLOW_AUTH": "bearer", "AIRFLOW_TOKEN": "t"})
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -57,7 +57,7 @@ def reads(airflow: FakeAirflow) -> int:
 def test_a_run_holding_the_date_airflow_picks_does_not_swallow_the_event(airflow2: FakeAirflow) -> None:
     airflow2.runs[("example_dag", "someone_else")] = {"dag_run_id": "someone_else", "logical_date": INSTANT}
     wall = parse_utc("2026-11-24T10:00:07.250000+00:00")
-    report = make(airflow2, FakeClock(wall=wall)).handle(storage_event())
+    report = make(airflow2, FakeClock(wall=wall)).process(storage_event())
     (result,) = report.results
     assert report.kind is OutcomeKind.DONE, report.reason
     assert ("example_dag", result.run_id) in airflow2.runs, "the event has its run"
@@ -71,16 +71,16 @@ def test_a_run_holding_the_date_airflow_picks_does_not_swallow_the_event(airflow
 
 def test_two_events_in_one_instant_get_two_runs(airflow2: FakeAirflow) -> None:
     pipeline = make(airflow2)
-    first = pipeline.handle(storage_event(name="a.csv"))
-    second = pipeline.handle(storage_event(name="b.csv"))
+    first = pipeline.process(storage_event(name="a.csv"))
+    second = pipeline.process(storage_event(name="b.csv"))
     assert (first.kind, second.kind) == (OutcomeKind.DONE, OutcomeKind.DONE)
     assert len(airflow2.runs) == 2
 
 
 def test_a_redelivery_is_a_duplicate_once_its_run_is_read(airflow2: FakeAirflow) -> None:
     pipeline = make(airflow2)
-    assert pipeline.handle(storage_event()).kind is OutcomeKind.DONE
-    again = pipeline.handle(storage_event(id="redelivered"))
+    assert pipeline.process(storage_event()).kind is OutcomeKind.DONE
+    again = pipeline.process(storage_event(id="redelivered"))
     assert again.kind is OutcomeKind.DUPLICATE
     assert len(posts(airflow2)) == 2 and reads(airflow2) == 1 and len(airflow2.runs) == 1
 
@@ -94,7 +94,7 @@ def test_every_date_of_our_own_taken_is_a_retry_not_a_duplicate(airflow2: FakeAi
     second = clock.now().replace(microsecond=0) - timedelta(seconds=1)
     for n, date in enumerate(logical_dates(second, "example_dag", run_id)):
         airflow2.runs[("example_dag", f"other{n}")] = {"logical_date": date.isoformat(timespec="microseconds")}
-    report = pipeline.handle(event)
+    report = pipeline.process(event)
     assert report.kind is OutcomeKind.RETRY and "[airflow-409-conflict]" in report.reason
     assert len(posts(airflow2)) == 1 + MAX_OFFSET_PROBES  # Airflow's now(), then each date of our own
     assert ("example_dag", run_id) not in airflow2.runs
@@ -103,7 +103,7 @@ def test_every_date_of_our_own_taken_is_a_retry_not_a_duplicate(airflow2: FakeAi
 def test_airflow_3_409_without_our_run_is_sent_again() -> None:
     with FakeAirflow(version="v2") as airflow:
         airflow.faults = [Answer(409, {"detail": "Unique constraint violation"})]
-        report = make(airflow).handle(pubsub_event(b"{}"))
+        report = make(airflow).process(pubsub_event(b"{}"))
         assert report.kind is OutcomeKind.DONE, report.reason
         assert len(airflow.runs) == 1 and reads(airflow) == 1
         assert all(p["logical_date"] is None for p in posts(airflow))
@@ -112,7 +112,7 @@ def test_airflow_3_409_without_our_run_is_sent_again() -> None:
 def test_airflow_3_409s_that_never_show_our_run_are_retried_later() -> None:
     with FakeAirflow(version="v2") as airflow:
         airflow.faults = [Answer(409, {"detail": "Conflict"}) for _ in range(5)]
-        report = make(airflow).handle(pubsub_event(b"{}"))
+        report = make(airflow).process(pubsub_event(b"{}"))
         assert report.kind is OutcomeKind.RETRY and "[airflow-409-conflict]" in report.reason
         assert airflow.runs == {}
 
@@ -120,11 +120,11 @@ def test_airflow_3_409s_that_never_show_our_run_are_retried_later() -> None:
 def test_a_409_whose_run_cannot_be_read_is_retried_later() -> None:
     with FakeAirflow(version="v2") as airflow:
         pipeline = make(airflow)
-        assert pipeline.handle(pubsub_event(b"{}")).kind is OutcomeKind.DONE
+        assert pipeline.process(pubsub_event(b"{}")).kind is OutcomeKind.DONE
         airflow.server.handler = lambda seen: (
             Answer(403, {"detail": "Forbidden"}) if seen.method == "GET" else airflow._answer(seen)
         )
-        report = pipeline.handle(pubsub_event(b"{}"))
+        report = pipeline.process(pubsub_event(b"{}"))
         assert report.kind is OutcomeKind.RETRY and "403" in report.reason
 
 

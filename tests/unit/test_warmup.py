@@ -12,7 +12,7 @@ import pytest
 
 from dagtrigger import warmup
 from dagtrigger.airflow import AirflowClient
-from dagtrigger.auth import StaticBearer
+from dagtrigger.airflow_auth import StaticBearer
 from dagtrigger.warmup import enabled, in_thread, start, warm
 from devtools.fakes import Answer, FakeServer, Seen
 from devtools.ports import free_port

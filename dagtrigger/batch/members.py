@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .clock import SYSTEM_CLOCK, Clock
-from .exceptions import DagtriggerError
-from .gcs import Deadline, client_and_retry, explain
+from ..clock import SYSTEM_CLOCK, Clock
+from ..exceptions import DagtriggerError
+from ..gcs import Deadline, client_and_retry, explain
 
 
 class MemberWriteError(DagtriggerError, RuntimeError):

@@ -15,37 +15,27 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .airflow import AirflowClient, TriggerCall
-from .batch import (
-    CLOCK_MARGIN_S,
-    BatchError,
-    BatchSpec,
-    FreshRead,
-    Placement,
-    SingleFlight,
-    event_moment,
-    group_value,
-    member_name,
-    member_record,
-    place,
-    v1_logical_dates,
-    window_for,
-)
-from .batch_store import MembersStore, MemberWriteError
-from .clock import SYSTEM_CLOCK, Clock
-from .conf import EventDocuments, documents, refuse_conf
-from .events import Event
-from .exceptions import AirflowUnreachable, CredentialsUnavailable, TemplateError
-from .outcome import Outcome, OutcomeKind, from_error
-from .routing import Target
-from .run_id import run_id_for
+from ..airflow import AirflowClient, TriggerCall
+from ..clock import SYSTEM_CLOCK, Clock
+from ..conf import EventDocuments, documents, refuse_conf
+from ..events import Event
+from ..exceptions import AirflowUnreachable, BatchError, CredentialsUnavailable, TemplateError
+from ..outcome import Outcome, OutcomeKind, from_error
+from ..render import render_batch
+from ..routing import Target
+from ..rules import BatchSpec
+from ..run_id import run_id_for
+from .members import MembersStore, MemberWriteError
+from .placement import Placement, group_value, member_name, member_record, place, v1_logical_dates
+from .single_flight import FreshRead, SingleFlight
+from .windows import CLOCK_MARGIN_S, event_moment, window_for
 
 MAX_LATE_HOPS = 3  # a late member whose next window also started (tiny windows, slow writes) moves on, bounded
 _CREATED = frozenset({OutcomeKind.DONE, OutcomeKind.DUPLICATE})
 
 
 @dataclass(frozen=True)
-class Placed:
+class MemberOutcome:
     """What happened to one member: the run it was (last) recorded into, the outcome, and whether it was late."""
 
     run_id: str
@@ -87,7 +77,10 @@ class Batcher:
         self.posts = 0  # trigger calls this process made for batches (retries, re-dated attempts not counted)
         self._posts_lock = threading.Lock()
 
-    def handle(self, event: Event, target: Target, manifest: Any = None, docs: EventDocuments | None = None) -> Placed:
+    def add(
+        self, event: Event, target: Target, manifest: Any = None, docs: EventDocuments | None = None
+    ) -> MemberOutcome:
+        """Record this event as a member of its window's batch and make sure that window's run exists."""
         spec = target.route.batch
         assert spec is not None
         docs = docs or documents(event)
@@ -99,7 +92,7 @@ class Batcher:
             group = group_value(spec, event.kind.value, _signed_only(target, context))
             window = window_for(moment, spec.window_s)
         except (BatchError, TemplateError) as exc:
-            return Placed("", from_error(exc, "batch: "))
+            return MemberOutcome("", from_error(exc, "batch: "))
         member_conf = dict(docs.conf)
         if target.route.manifest is not None:
             member_conf[target.route.manifest.into] = manifest
@@ -111,22 +104,22 @@ class Batcher:
                 record = member_record(placement, key, member_conf, event.time, late)
                 self.store.write(placement.bucket, member_name(placement.prefix, key), record)
             except MemberWriteError as exc:
-                return Placed(placement.run_id, from_error(exc), late)
+                return MemberOutcome(placement.run_id, from_error(exc), late)
             written = self.clock.monotonic()
             outcome, created_now = self._ensure(target, placement, context)
             if outcome.kind in _CREATED and late:
                 reason = f"late: run {first.run_id} had started, so the member is also in this one; {outcome.reason}"
                 outcome = Outcome(outcome.kind, reason, outcome.status)
             if outcome.kind not in _CREATED or created_now:  # created after our write: the run will list us
-                return Placed(placement.run_id, outcome, late)
+                return MemberOutcome(placement.run_id, outcome, late)
             try:
                 if not self._has_started(target.dag_id, placement, written):
-                    return Placed(placement.run_id, outcome, late)
+                    return MemberOutcome(placement.run_id, outcome, late)
             except (AirflowUnreachable, CredentialsUnavailable) as exc:
-                return Placed(placement.run_id, from_error(exc, "could not read the batch run's state: "))
+                return MemberOutcome(placement.run_id, from_error(exc, "could not read the batch run's state: "))
             placement = self._late_placement(spec, target, group, placement)
         reason = f"batch: the runs of {MAX_LATE_HOPS + 1} windows started before this member was recorded"
-        return Placed(placement.run_id, Outcome(OutcomeKind.RETRY, reason), True)
+        return MemberOutcome(placement.run_id, Outcome(OutcomeKind.RETRY, reason), True)
 
     def _late_placement(self, spec: BatchSpec, target: Target, group: str, previous: Placement) -> Placement:
         window = window_for(self.clock.now(), spec.window_s)
@@ -163,21 +156,22 @@ class Batcher:
 
     def _create(self, target: Target, placement: Placement, context: Mapping[str, Any]) -> Outcome:
         route = target.route
-        batch = placement.batch_document()
         try:
-            document = {**context, "batch": batch}
-            conf = {key: expression.evaluate(document) for key, expression in route.conf}
-            conf["batch"] = batch
-            note = route.note.render({**conf, "default": placement.run_id})[:1000] if route.note else None
+            rendered = render_batch(route, context, placement.batch_document(), placement.run_id)
         except TemplateError as exc:
             return from_error(exc, "conf could not be built: ")
-        refused = refuse_conf(conf, self.max_conf_bytes, sender_fault=False)  # the route's templates made it
+        refused = refuse_conf(rendered.conf, self.max_conf_bytes, sender_fault=False)  # the route's templates made it
         if refused is not None:
             return refused
         dates = tuple(v1_logical_dates(route.name, placement.group, placement.window))  # Airflow 2 only
         return self._post(
             TriggerCall(
-                target.dag_id, placement.run_id, conf, note, run_after=placement.window.end, logical_dates=dates
+                target.dag_id,
+                rendered.run_id,
+                rendered.conf,
+                rendered.note,
+                run_after=placement.window.end,
+                logical_dates=dates,
             )
         )
 
