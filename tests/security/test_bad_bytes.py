@@ -15,6 +15,8 @@ from tests.support.fakes import FakeAirflow
 
 from .harness import SECRET, webhook_env
 
+pytestmark = pytest.mark.integration  # starts real function processes
+
 HOSTILE_BODIES = [b"[" * 100_000, b'{"a":' * 50_000, b'{"order": NaN}', b'{"order": Infinity}', b'{"x": 1e999}']
 
 

@@ -6,12 +6,16 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import Answer, FakeServer, Seen
 from tests.support.storage_emulator import storage_emulator
 
 from .harness import SECRET, webhook_env
+
+pytestmark = pytest.mark.integration  # starts real function processes
 
 PASSWORD = "op-password-9f8e7d"
 BASIC = base64.b64encode(f"op-user:{PASSWORD}".encode()).decode()

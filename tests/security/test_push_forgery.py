@@ -14,6 +14,8 @@ from tests.support.fakes import FakeAirflow
 
 from .harness import SECRET, webhook_env
 
+pytestmark = pytest.mark.integration  # starts real function processes
+
 NOTIFICATION = {
     "message": {
         "messageId": "4242",

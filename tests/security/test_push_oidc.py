@@ -18,6 +18,8 @@ from devtools.localfunction import FunctionProcess
 from tests.support.fakes import Answer, FakeAirflow, FakeServer
 from tests.support.oidc import ATTACKER_PRIVATE, AUDIENCE, GOOGLE_PUBLIC, PUSHER, token
 
+pytestmark = pytest.mark.integration  # starts real function processes
+
 ENVELOPE = {
     "message": {"messageId": "9001", "data": base64.b64encode(b'{"table": "orders"}').decode(), "attributes": {}},
     "subscription": "projects/my-project/subscriptions/orders-push",

@@ -13,6 +13,8 @@ from dagtrigger.send import webhook_request
 from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
+pytestmark = pytest.mark.integration  # starts real function processes
+
 GLOBAL = "global-webhook-secret-0123456789"
 SHOP_NEW = "shop-secret-new-0123456789abcdef"
 SHOP_OLD = "shop-secret-old-0123456789abcdef"

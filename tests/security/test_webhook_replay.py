@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from dagtrigger.send import webhook_request
@@ -9,6 +10,8 @@ from devtools.localfunction import FunctionProcess
 from tests.support.fakes import FakeAirflow
 
 from .harness import SECRET
+
+pytestmark = pytest.mark.integration  # starts real function processes
 
 
 def _send(fn: FunctionProcess, url: str, headers: dict[str, str], body: bytes) -> requests.Response:
