@@ -1,7 +1,8 @@
 """Routing rules from configuration (a YAML or JSON file, or the one-route ``DAG_ID`` shortcut), validated once.
 
-Every error names the route and the field (``route 'orders' → match.size.min: must be an integer ≥ 0``), so a bad
-file stops the deployment at start-up instead of misrouting events.
+Every error names the file, the route and the field
+(``routes.yaml → route 'orders'.match.size.min: must be an integer ≥ 0 [config-invalid]``), so a bad file stops the
+deployment at start-up instead of misrouting events.
 """
 
 from __future__ import annotations
