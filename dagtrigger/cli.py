@@ -56,7 +56,7 @@ def replay(args: argparse.Namespace) -> int:
             counts["would replay"] += 1
             continue
         try:
-            result = pipeline.replay(record)
+            result = pipeline.replay(record, accept_unsealed=args.accept_unsealed)
         except BadDeadLetter as exc:
             print(f"refused    {shown}  {printable(str(exc)[:200])}  {printable(name)}")
             counts["refused"] += 1
@@ -198,6 +198,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--until", type=_when, help="only records first recorded before this time (ISO-8601)")
     rp.add_argument("--include-replayed", action="store_true", help="also records already replayed successfully")
     rp.add_argument("--limit", type=int, help="at most this many records")
+    rp.add_argument(
+        "--accept-unsealed",
+        action="store_true",
+        help="also replay records without a seal (written before DEAD_LETTER_SEAL_SECRET was set, or Pub/Sub "
+        "records when replay holds no key); list them first, since anyone who can write the bucket can write one. "
+        "A seal that does not verify is refused anyway",
+    )
     rp.set_defaults(run=replay)
     ck = commands.add_parser(
         "check",

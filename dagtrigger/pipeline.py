@@ -22,6 +22,7 @@ from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, documents, refuse_conf
 from .deadletter import DeadLetter, DeadLetterStore, event_from_record, new_record
 from .deadletter.proof import check_object
+from .deadletter.seal import SealKeys, unsealed_refusal
 from .events import Event
 from .exceptions import (
     BadDeadLetter,
@@ -74,6 +75,7 @@ class Pipeline:
         self.rules = rules
         self.log = logger or logs.get_logger()
         self.dead_letters = dead_letters
+        self.seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)  # seals records, verifies replays
         self.batcher = (
             Batcher(
                 client,
@@ -104,7 +106,8 @@ class Pipeline:
             retry_budget_s=settings.retry_budget_s,
             max_in_flight=settings.max_in_flight,
         )
-        store = DeadLetterStore(settings.dead_letter_uri, clock=clock) if settings.dead_letter_uri else None
+        seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)
+        store = DeadLetterStore(settings.dead_letter_uri, clock=clock, seal=seal) if settings.dead_letter_uri else None
         return cls(settings, client, rules, logger, store, clock=clock)
 
     def process(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
@@ -206,23 +209,30 @@ class Pipeline:
         except DeadLetterWriteError as exc:
             return Outcome(OutcomeKind.RETRY, f"{outcome.reason}; the dead letter could not be written ({exc})"), None
 
-    def replay(self, record: DeadLetter) -> TargetResult:
+    def replay(self, record: DeadLetter, accept_unsealed: bool = False) -> TargetResult:
         """Re-send one dead letter as its route would send it today (409 means it already ran: duplicate).
 
         Nothing in the record but the request it holds is trusted (the dead-letter bucket may be written by others):
         the request is parsed again, a webhook's stored signature must verify with the route's secret of today, the
         route the record names must take the event now, a storage event's object must exist in Cloud Storage as
-        recorded (deadletter/proof.py), and that route decides the DAG, the run id and the conf (so a record written
-        while DAG_ID named a wrong DAG goes to the corrected one).
+        recorded (deadletter/proof.py), the record's seal must verify with DEAD_LETTER_SEAL_SECRET (deadletter/seal.py;
+        unsealed: see ``unsealed_refusal``, ``accept_unsealed`` is the operator's --accept-unsealed), and that route
+        decides the DAG, the run id and the conf (so a record written while DAG_ID named a wrong DAG goes to the
+        corrected one).
 
         Raises BadDeadLetter (refused: not sent) when the record cannot be verified or no route takes it today.
         """
+        sealed = self.seal.verified(record)  # BadDeadLetter when a seal is there and does not verify
         try:
             event = event_from_record(record, self.rules.notifications)
             if event.webhook is not None:
                 event = self._verified_webhook(event)
         except BadEvent as exc:
             raise BadDeadLetter(f"the recorded request does not verify today: {exc}") from None
+        other_proof = event.storage is not None or event.webhook is not None  # an object to ask, or a signature
+        refusal = None if sealed else unsealed_refusal(self.seal, other_proof, accept_unsealed)
+        if refusal:
+            raise BadDeadLetter(refusal)
         decision = route(event, self.rules)
         target = next((t for t in decision.targets if t.name == record.route), None)
         if target is None:

@@ -68,6 +68,8 @@ class Settings:
     push_service_accounts: frozenset[str] = frozenset()
     push_certs_url: str = GOOGLE_CERTS_URL
     dead_letter_uri: str | None = None
+    # DEAD_LETTER_SEAL_SECRET, then DEAD_LETTER_SEAL_SECRET_PREVIOUS's keys: the first seals, all verify (seal.py).
+    dead_letter_seal_secrets: tuple[Secret, ...] = ()
     max_event_age_s: float = 86400.0
     max_in_flight: int = 8
     # The deployment's --max-instances (set by deploy/) and the concurrent calls the target Airflow API server takes:
@@ -78,7 +80,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values the log formatter masks wherever they appear."""
         basic = basic_credentials(self.username, self.password) if self.username and self.password else ""
-        return tuple(s for s in (self.password, self.token, *self.webhook_secrets, basic) if s)
+        seal_keys = self.dead_letter_seal_secrets
+        return tuple(s for s in (self.password, self.token, *self.webhook_secrets, *seal_keys, basic) if s)
 
 
 # The entry points main.py defines (Cloud Run's --entry-point, functions-framework's --target / FUNCTION_TARGET).
@@ -232,6 +235,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         push_service_accounts=push_accounts,
         push_certs_url=env.get("PUSH_CERTS_URL", "").strip() or GOOGLE_CERTS_URL,
         dead_letter_uri=_gs_uri(env),
+        dead_letter_seal_secrets=_seal_secrets(env),
         max_event_age_s=_number(env, "MAX_EVENT_AGE_SECONDS", 86400.0, 60.0, 30 * 86400.0),
         max_in_flight=int(_number(env, "AIRFLOW_MAX_IN_FLIGHT", 8, 1, 1000)),
         max_instances=int(_number(env, "MAX_INSTANCES", 0, 1, 1000)) if env.get("MAX_INSTANCES", "").strip() else None,
@@ -245,6 +249,17 @@ def _gs_uri(env: Mapping[str, str]) -> str | None:
         return None
     parse_setting("DEAD_LETTER_URI", raw, _EXAMPLES["DEAD_LETTER_URI"])  # the store's own rule, checked now
     return raw
+
+
+def _seal_secrets(env: Mapping[str, str]) -> tuple[Secret, ...]:
+    """The dead-letter seal keys, current first, each checked (base64, ≥ 16 bytes) by the module that uses them."""
+    from .deadletter.seal import SealKeys  # here: deadletter imports events, which imports this module
+
+    current, previous = env.get("DEAD_LETTER_SEAL_SECRET", ""), env.get("DEAD_LETTER_SEAL_SECRET_PREVIOUS", "")
+    SealKeys.parse(current, previous)
+    texts = [current.strip()] if current.strip() else []
+    texts += [part.strip() for part in previous.split(",") if part.strip()]
+    return tuple(Secret(text) for text in texts)
 
 
 def webhook_secret(env: Mapping[str, str], name: str) -> Secret:

@@ -48,6 +48,8 @@ class DeadLetter:
     replays: tuple[Mapping[str, Any], ...] = ()
     last_seen: str | None = None  # when the latest failure of this (DAG, run id) was recorded
     version: int = VERSION
+    # HMAC over what replay takes from the record (deadletter/seal.py); "" when written without a seal key.
+    seal: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,6 +60,8 @@ class DeadLetter:
         """The stored JSON object: ``version`` first, every field but ``extra``, then the keys ``extra`` kept."""
         known = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _FIELDS}
         known.update(raw=dict(self.raw), replays=[dict(r) for r in self.replays])
+        if not self.seal:
+            del known["seal"]  # an unsealed record is written as before sealing existed
         ordered = {"version": known.pop("version"), **known}
         return {**ordered, **{k: v for k, v in self.extra.items() if k not in ordered}}
 
@@ -115,6 +119,7 @@ class DeadLetter:
             transport=text("transport", required=False) or "",
             raw=dict(raw),
             replays=tuple(dict(r) for r in replays),
+            seal=text("seal", required=False) or "",
             extra={k: v for k, v in doc.items() if k not in _FIELDS},
         )
 
@@ -183,6 +188,7 @@ def merge(existing: DeadLetter, new: DeadLetter) -> DeadLetter:
         first_seen=first_seen,
         last_seen=new.last_seen or new.recorded_at,
         version=max(existing.version, new.version),
+        seal="",  # the route and attempts changed: the writer seals the merged record again (DeadLetterStore.write)
         extra={**new.extra, **existing.extra},
     )
 

@@ -20,6 +20,7 @@ from ..exceptions import BadDeadLetter, DeadLetterError, DeadLetterReadError, De
 from ..gcs import HINTS, Deadline, client_and_retry, explain, location_uri
 from .naming import ENV_VAR, LOOKBACK_DAYS, NameParts, _name, candidate_days, object_name, parse_name, parse_uri
 from .record import DeadLetter, check_outcome, is_replayed, matches, merge, with_replay
+from .seal import NO_KEYS, SealKeys
 
 PAGE_SIZE = 500
 _META_REPLAYED = "dagtrigger-replayed"
@@ -59,8 +60,11 @@ class DeadLetterStore:
         lookback_days: int = LOOKBACK_DAYS,
         page_size: int = PAGE_SIZE,
         clock: Clock = SYSTEM_CLOCK,
+        seal: SealKeys = NO_KEYS,
     ) -> None:
+        """``seal``: the keys records are sealed with when written (deadletter/seal.py); none: written unsealed."""
         self.clock = clock
+        self.seal = seal
         self.bucket_name, self.prefix = parse_uri(uri)
         self.uri = location_uri(self.bucket_name, self.prefix)
         self.budget_s = budget_s
@@ -184,8 +188,11 @@ class DeadLetterStore:
 
                 def build(stored: _Stored | None) -> tuple[str, DeadLetter]:
                     if stored is None:
-                        return self.name_for(record), record
-                    return stored.name, merge(self._parse(stored), record)
+                        return self.name_for(record), self.seal.seal(record)
+                    existing = self._parse(stored)
+                    if self.seal and self.seal.problem(existing) is not None:
+                        return stored.name, self._supersede(stored.name, existing, record)
+                    return stored.name, self.seal.seal(merge(existing, record))
 
                 name, _ = self._update(existing, build, deadline)
                 return name
@@ -193,6 +200,17 @@ class DeadLetterStore:
             raise
         except Exception as exc:
             raise DeadLetterWriteError(_explain("write the dead letter", where, exc)) from exc
+
+    def _supersede(self, name: str, existing: DeadLetter, record: DeadLetter) -> DeadLetter:
+        """Sealing is on and the record already at this name does not verify (written before the key was set, or
+        planted): merging would seal what it holds, so this failure's own record replaces it."""
+        logs.get_logger().warning(
+            "dead letter %s replaced: the record there was not sealed with a current key (%s)",
+            self._where(name),
+            self.seal.problem(existing),
+            extra={"dag_id": record.dag_id, "run_id": record.run_id},
+        )
+        return self.seal.seal(record)
 
     def _find(self, record: DeadLetter, deadline: Deadline) -> _Stored | None:
         """The existing record for this (DAG, run id), if any: one metadata GET per candidate day (usually one)."""
