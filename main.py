@@ -29,9 +29,8 @@ from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.redaction import redact
 from dagtrigger.report import EventReport
-from dagtrigger.settings import BODY_READ_TIMEOUT_S
 
-http_limits.install()  # before functions-framework builds its gunicorn application: bounds the request line
+http_limits.install()  # before functions-framework builds its gunicorn application: bounds the head and read times
 FUNCTION = function.build()  # the same assembly `check` validates: a bad setting stops start-up here
 PIPELINE = FUNCTION.pipeline
 PUSH = FUNCTION.push
@@ -73,6 +72,8 @@ def _rejected_before_us(error: Exception) -> Any:
         if entered or error.code is None or error.code >= 500:
             return error
         status, reason = error.code, f"{error.name}: not a request this function accepts"
+    elif isinstance(error, TimeoutError) and not entered:  # functions-framework reading a body past its deadline
+        status, reason = 408, http_limits.BODY_TIMEOUT_REASON
     elif entered:
         raise error
     else:
@@ -124,18 +125,12 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
         raise BadEvent(f"method {request.method} not allowed: POST a JSON object", 405)
     if request.content_length is not None and request.content_length > limit:
         raise BadEvent(f"body is {request.content_length} bytes, over MAX_BODY_BYTES={limit}", 413)
-    sock = request.environ.get("gunicorn.socket")  # a stalled body must not hold this worker thread
-    if sock is not None:
-        sock.settimeout(BODY_READ_TIMEOUT_S)
     try:
         body = request.stream.read(limit + 1)
-    except TimeoutError:
-        raise BadEvent(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:g} s", 408) from None
+    except TimeoutError:  # the body's deadline (http_limits): a stalled sender must not hold this worker thread
+        raise BadEvent(http_limits.BODY_TIMEOUT_REASON, 408) from None
     except Exception as exc:  # gunicorn's InvalidChunkSize and kin, a cut stream: the sender's bytes, never our 500
         raise BadEvent(f"the request body could not be read: {type(exc).__name__}") from None
-    finally:
-        if sock is not None:
-            sock.settimeout(None)
     if len(body) > limit:
         raise BadEvent(f"body is over MAX_BODY_BYTES={limit}", 413)
     return body

@@ -28,7 +28,9 @@ REMOVED = {
     "subscription's OIDC token (PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNTS); see docs/security.md",
 }
 
-# How long a request's body may take to arrive once its headers have (a stalled sender must not hold a worker thread).
+# How long a request's head (line and headers) may take to arrive once its first byte has, and its body once the head
+# has: totals, not per read, so a sender that stalls or trickles a byte at a time cannot hold a worker thread.
+HEAD_READ_TIMEOUT_S = 10.0
 BODY_READ_TIMEOUT_S = 10.0
 
 # Airflow's own rule for DAG ids (KEY_REGEX, ASCII subset) and its length limit; always used with fullmatch.
