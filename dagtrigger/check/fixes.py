@@ -44,6 +44,7 @@ class Symptom(Enum):
     OBJECT_MISSING = "object-missing"
     OBJECT_DEAD_LETTERED = "object-dead-lettered"
     AIRFLOW_OVERLOAD = "airflow-overload"
+    DEAD_LETTERS_UNSEALED = "dead-letters-unsealed"
 
 
 _COMPOSER_ROLE = (
@@ -200,6 +201,13 @@ FIXES: dict[Symptom, dict[str, str]] = {
         "sql_alchemy_max_overflow (Composer: Airflow configuration overrides) and set AIRFLOW_CAPACITY (deploy/ "
         "--airflow-capacity) to what its API server takes: past its pool Airflow 3's API server stalls "
         "(docs/deploy.md#airflow-capacity)",
+    },
+    Symptom.DEAD_LETTERS_UNSEALED: {
+        "*": "create a key once (openssl rand -base64 32 | gcloud secrets create dead-letter-seal --data-file=-), "
+        "grant the function's service account access (deploy/iam.sh --secret dead-letter-seal) and deploy with "
+        "--secret DEAD_LETTER_SEAL_SECRET=dead-letter-seal:1 (Terraform: dead_letter_seal_secret); replay with the "
+        "same key in the environment. Until then anyone who can write the dead-letter bucket can plant records, and "
+        "replay refuses Pub/Sub-message records unless --accept-unsealed (docs/dead-letters.md#seals)",
     },
     Symptom.TRIGGER_IN_FUTURE: {
         "*": "set [scheduler] allow_trigger_in_future = False (the default; Composer: Airflow configuration "

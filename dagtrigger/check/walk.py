@@ -107,7 +107,22 @@ class _Check:
         )
         self.add("configuration", Status.OK, detail)
         self.airflow_load(settings)
+        self.dead_letter_seal(settings)
         return settings, rules
+
+    def dead_letter_seal(self, settings: Settings) -> None:
+        """With DEAD_LETTER_URI, records should be sealed: without a key, a writer of the bucket can plant a Pub/Sub
+        message record that nothing else can disprove (deadletter/seal.py)."""
+        if not settings.dead_letter_uri:
+            return
+        name = "dead letters are sealed"
+        keys = settings.dead_letter_seal_secrets
+        if not keys:
+            detail = "no: DEAD_LETTER_URI is set without DEAD_LETTER_SEAL_SECRET, so records are written unsealed"
+            self.add(name, Status.WARN, detail, Symptom.DEAD_LETTERS_UNSEALED)
+            return
+        kept = f", {len(keys) - 1} previous key(s) still verify" if len(keys) > 1 else ""
+        self.add(name, Status.OK, f"yes: records are sealed with DEAD_LETTER_SEAL_SECRET{kept}")
 
     def airflow_load(self, settings: Settings) -> None:
         """Cloud Run multiplies AIRFLOW_MAX_IN_FLIGHT by the number of instances; past its database pool Airflow 3's

@@ -19,6 +19,7 @@ from dagtrigger.check.report import Status
 from devtools.localfunction import FunctionProcess
 
 SECRET = "s3cret-s3cret-s3cret-s3cret"
+SEAL = "MTIzNDU2Nzg5MDEyMzQ1Ng=="  # base64 of 16 bytes: the shortest seal key that starts
 BASE = {"AIRFLOW_URI": "http://127.0.0.1:9", "AIRFLOW_AUTH": "none", "DAGTRIGGER_WARMUP": "0"}
 PUSH = {"PUSH_AUDIENCE": "https://fn.example", "PUSH_SERVICE_ACCOUNTS": "pusher@p.iam.gserviceaccount.com"}
 WEBHOOK_ROUTES = {
@@ -55,6 +56,14 @@ ROWS = [
     Row("push without its settings", "trigger_push", {"DAG_ID": "ingest"}, False),
     Row("push with its settings", "trigger_push", {"DAG_ID": "ingest", **PUSH}, True),
     Row("the removed unsigned-push switch", "trigger_push", {"DAG_ID": "i", **PUSH, "ALLOW_UNSIGNED_PUSH": "1"}, False),
+    Row(
+        "a seal key of 15 bytes",
+        "trigger_event",
+        {"DAG_ID": "i", "DEAD_LETTER_SEAL_SECRET": "MTIzNDU2Nzg5MDEyMzQ1"},
+        False,
+    ),
+    Row("a seal key of 16 bytes", "trigger_event", {"DAG_ID": "i", "DEAD_LETTER_SEAL_SECRET": SEAL}, True),
+    Row("a previous seal key alone", "trigger_event", {"DAG_ID": "i", "DEAD_LETTER_SEAL_SECRET_PREVIOUS": SEAL}, False),
     Row("an age limit that is not a number", "trigger_event", {"DAG_ID": "i", "MAX_EVENT_AGE_SECONDS": "a day"}, False),
 ]
 

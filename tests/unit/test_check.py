@@ -350,6 +350,34 @@ def test_instances_times_in_flight_is_checked_against_the_api_server_capacity(
         assert "sql_alchemy_pool_size" in report.render() and "--max-instances" in report.render()
 
 
+@pytest.mark.parametrize(
+    ("extra", "status", "needle"),
+    [
+        ({"DEAD_LETTER_URI": "gs://dead-letters/p"}, Status.WARN, "without DEAD_LETTER_SEAL_SECRET"),
+        (
+            {"DEAD_LETTER_URI": "gs://dead-letters/p", "DEAD_LETTER_SEAL_SECRET": "a2V5LW9mLXNpeHRlZW4tYnl0ZXM="},
+            Status.OK,
+            "records are sealed",
+        ),
+        ({}, None, ""),  # no dead letters: nothing to seal, no step
+    ],
+)
+def test_dead_letters_without_a_seal_key_are_warned_about_with_the_fix(
+    extra: dict[str, str], status: Status | None, needle: str
+) -> None:
+    with FakeServer(airflow_like()) as fake:
+        report = run_check(env(fake.url, **extra), timeout_s=2)
+    step = by_name(report).get("dead letters are sealed")
+    if status is None:
+        assert step is None
+        return
+    assert step is not None and step.status is status and needle in step.detail, step
+    assert report.exit_code == 0
+    if status is Status.WARN:
+        assert step.symptom is Symptom.DEAD_LETTERS_UNSEALED
+        assert "--secret DEAD_LETTER_SEAL_SECRET=dead-letter-seal:1" in report.render()
+
+
 def test_stale_dag_with_import_errors_is_warned_about() -> None:
     with FakeServer(airflow_like(is_stale=True, has_import_errors=True)) as fake:
         report = run_check(env(fake.url), timeout_s=2)
