@@ -481,8 +481,8 @@ dt_join_kv() {
 
 # ---------------------------------------------------------------- function deployment
 # A plain environment variable whose NAME matches this (any case) is refused: secrets come
-# only from Secret Manager. It covers AIRFLOW_PASSWORD, AIRFLOW_TOKEN, WEBHOOK_HMAC_SECRET and
-# the per-route webhook secrets (names ending in SECRET).
+# only from Secret Manager. It covers AIRFLOW_PASSWORD, AIRFLOW_TOKEN, WEBHOOK_HMAC_SECRET,
+# DEAD_LETTER_SEAL_SECRET[_PREVIOUS] and the per-route webhook secrets (names ending in SECRET).
 readonly DT_SECRET_NAME_PATTERN='(SECRET|PASSWORD|TOKEN)'
 
 # Whether the routes file (relative to the source, as the function reads it) names the variable $1 as a word.
@@ -613,6 +613,22 @@ dt_check_function_options() {
   dt_join_kv DT_ENV_FLAG "AIRFLOW_URI=${DT_AIRFLOW_URI:-<AIRFLOW_URI>}" "${DT_ENV_PAIRS[@]}"
   DT_SECRETS_FLAG=""
   ((${#DT_SECRET_PAIRS[@]} == 0)) || dt_join_kv DT_SECRETS_FLAG "${DT_SECRET_PAIRS[@]}"
+  dt__note_unsealed_dead_letters
+}
+
+# Dead letters without DEAD_LETTER_SEAL_SECRET are written unsealed: a writer of the bucket can plant records that
+# replay cannot tell from the function's (docs/dead-letters.md#seals). A note, as `dagtrigger check` warns.
+dt__note_unsealed_dead_letters() {
+  local pair
+  [[ -n $DT_DEAD_LETTER_URI ]] || return 0
+  for pair in "${DT_SECRET_PAIRS[@]}"; do
+    [[ ${pair%%=*} == DEAD_LETTER_SEAL_SECRET ]] && return 0
+  done
+  dt_note "WARNING: --dead-letter-uri without --secret DEAD_LETTER_SEAL_SECRET=SECRET_ID:VERSION: records are" \
+    "written unsealed, so whoever can write the bucket can plant them, and replay refuses Pub/Sub-message records" \
+    "without --accept-unsealed. Create a key once (openssl rand -base64 32, stored in Secret Manager as" \
+    "dead-letter-seal), grant it with deploy/iam.sh --secret dead-letter-seal and deploy with" \
+    "--secret DEAD_LETTER_SEAL_SECRET=dead-letter-seal:1 (docs/dead-letters.md#seals)."
 }
 
 dt__cpu_at_least_one() {
@@ -837,7 +853,8 @@ Function settings:
   --request-timeout S      AIRFLOW_TIMEOUT_SECONDS (default 20)
   --retry-budget S         AIRFLOW_RETRY_BUDGET_SECONDS (default 30)
   --routes-file PATH       ROUTES_FILE (routing config shipped with the source)
-  --dead-letter-uri URI    DEAD_LETTER_URI (gs://bucket/prefix)
+  --dead-letter-uri URI    DEAD_LETTER_URI (gs://bucket/prefix); seal its records with
+                           --secret DEAD_LETTER_SEAL_SECRET=SECRET_ID:VERSION
   --env KEY=VALUE          any other plain environment variable (repeatable); a KEY
                            containing SECRET, PASSWORD or TOKEN is refused: use --secret
   --vpc-connector NAME     send egress through this Serverless VPC Access connector

@@ -61,7 +61,7 @@ resource "google_project_iam_member" "pubsub_token_creator" {
 
 # The function reads AIRFLOW_PASSWORD / AIRFLOW_TOKEN (and other secrets) from Secret Manager.
 resource "google_secret_manager_secret_iam_member" "accessor" {
-  for_each  = local.secret_environment
+  for_each  = local.secret_accessors
   project   = each.value.project_id
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"

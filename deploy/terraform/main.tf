@@ -60,8 +60,16 @@ locals {
   secret_environment = merge(
     var.password_secret == "" ? {} : { AIRFLOW_PASSWORD = { secret = var.password_secret, version = var.password_secret_version, project_id = var.project_id } },
     var.token_secret == "" ? {} : { AIRFLOW_TOKEN = { secret = var.token_secret, version = var.token_secret_version, project_id = var.project_id } },
+    local.seal_environment,
     { for k, v in var.secrets : k => { secret = v.secret, version = v.version, project_id = coalesce(v.project_id, var.project_id) } },
   )
+  # Dead-letter seal keys (docs/dead-letters.md#seals): the current version seals; the previous one, during a
+  # rotation, is still accepted by replay. Both versions of one secret.
+  seal_environment      = var.dead_letter_seal_secret == "" ? {} : merge({ DEAD_LETTER_SEAL_SECRET = { secret = var.dead_letter_seal_secret, version = var.dead_letter_seal_secret_version, project_id = var.project_id } }, var.dead_letter_seal_secret_previous_version == "" ? {} : { DEAD_LETTER_SEAL_SECRET_PREVIOUS = { secret = var.dead_letter_seal_secret, version = var.dead_letter_seal_secret_previous_version, project_id = var.project_id } })
+  dead_letters_unsealed = var.dead_letter_uri != "" && var.dead_letter_seal_secret == "" && !contains(keys(var.secrets), "DEAD_LETTER_SEAL_SECRET")
+  # One accessor binding per secret, under the first variable (by name) that reads it: two bindings of one member
+  # would be two resources, and removing one (the previous key after a rotation) would revoke the other's access.
+  secret_accessors = { for k, v in local.secret_environment : k => v if k == [for k2, v2 in local.secret_environment : k2 if v2.secret == v.secret && v2.project_id == v.project_id][0] }
 
   # ---------------------------------------------------------------- triggers
   storage_trigger_location = var.trigger_location != "" ? var.trigger_location : lower(try(data.google_storage_bucket.trigger[0].location, ""))
@@ -233,6 +241,13 @@ check "airflow_capacity" {
   assert {
     condition     = var.max_instances * var.max_in_flight <= var.airflow_capacity
     error_message = "max_instances x max_in_flight = ${var.max_instances * var.max_in_flight} calls at once is over airflow_capacity = ${var.airflow_capacity}: past its database pool Airflow 3's API server stalls. Lower max_instances or max_in_flight, or raise Airflow's [database] sql_alchemy_pool_size / sql_alchemy_max_overflow and set airflow_capacity to match (docs/deploy.md#airflow-capacity)."
+  }
+}
+
+check "dead_letters_sealed" {
+  assert {
+    condition     = !local.dead_letters_unsealed
+    error_message = "dead_letter_uri is set without dead_letter_seal_secret: records are written unsealed, so whoever can write the bucket can plant them, and replay refuses Pub/Sub-message records without --accept-unsealed. Store a key (openssl rand -base64 32) in Secret Manager and set dead_letter_seal_secret and dead_letter_seal_secret_version (docs/dead-letters.md#seals)."
   }
 }
 

@@ -101,7 +101,7 @@ resource "google_project_iam_member" "sweep_composer_user" {
 }
 
 resource "google_secret_manager_secret_iam_member" "sweep_accessor" {
-  for_each  = local.sweep_enabled ? local.secret_environment : {}
+  for_each  = local.sweep_enabled ? local.secret_accessors : {}
   project   = each.value.project_id
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"

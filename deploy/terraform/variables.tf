@@ -131,6 +131,24 @@ variable "token_secret_version" {
   default     = "latest"
 }
 
+variable "dead_letter_seal_secret" {
+  description = "Secret Manager secret (name in project_id) read as DEAD_LETTER_SEAL_SECRET: the key that seals dead-letter records so replay can verify them (base64 of >= 16 bytes: openssl rand -base64 32; docs/dead-letters.md#seals)."
+  type        = string
+  default     = ""
+}
+
+variable "dead_letter_seal_secret_version" {
+  description = "The version of dead_letter_seal_secret that seals: pin a number (see password_secret_version)."
+  type        = string
+  default     = "latest"
+}
+
+variable "dead_letter_seal_secret_previous_version" {
+  description = "During a rotation, the version of dead_letter_seal_secret being retired, read as DEAD_LETTER_SEAL_SECRET_PREVIOUS: replay still verifies records it sealed; nothing is sealed with it. Empty: none."
+  type        = string
+  default     = ""
+}
+
 variable "secrets" {
   description = "Other secret environment variables: ENV => { secret, version (default latest), project_id (default project_id) }."
   type = map(object({
