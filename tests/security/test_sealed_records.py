@@ -27,6 +27,8 @@ import pytest
 from dagtrigger import events
 from dagtrigger.deadletter import DeadLetter, DeadLetterStore, new_record
 from dagtrigger.deadletter.seal import SealKeys
+from dagtrigger.send import storage_event
+from devtools.fake_pubsub import FakePubSub
 from devtools.localfunction import REPO, FunctionProcess
 from tests.support.fakes import FakeAirflow
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
@@ -150,3 +152,49 @@ def test_with_a_key_only_records_the_function_sealed_are_replayed(
     assert sum(line.startswith("refused") for line in lines) == 1 and "does not match" in rotated.stdout, lines
     assert sum(line.startswith("duplicate") for line in lines) == 1, lines  # the genuine one, already run
     assert sum(line.startswith("done") for line in lines) == 2, lines  # the foreign-key one and the unsealed one
+
+
+HOLD = "projects/p/subscriptions/dagtrigger-dead-events-hold"
+SOURCE = "projects/p/subscriptions/eventarc-us-central1-dagtrigger-storage-000-sub-123"
+
+
+def test_a_record_the_drain_writes_is_sealed_and_replays_once(
+    airflow: FakeAirflow, gcs: StorageEmulator, tmp_path: Path
+) -> None:
+    """`dagtrigger drain` writes dead letters too (an event from the trigger's dead-letter topic that fails for good):
+    it seals them with the same key, and replay accepts them (a storage record: Cloud Storage is asked as well)."""
+    landing, uri = "drain-landing", f"gs://{BUCKET}/drained"
+    gcs.create_bucket(landing)
+    routes = tmp_path / "routes.json"
+    routes.write_text(
+        json.dumps({"routes": [{"name": "files", "dag_id": "landing_files", "match": {"bucket": landing}}]})
+    )
+    blob = gcs.client().bucket(landing).blob("in/a.csv")
+    blob.upload_from_string(b"id,amount\n1,2\n")
+    stored = dict(gcs.client().bucket(landing).get_blob("in/a.csv")._properties)
+    out = storage_event("http://unused", landing, "in/a.csv", str(stored["generation"]))
+    body = json.dumps({**json.loads(out.body), **stored})  # the object resource as Cloud Storage reports it
+    attrs = {f"ce-{k}": v for k, v in out.attributes.items() if k != "datacontenttype"}
+    env = {**event_env(airflow.url, routes), "DEAD_LETTER_URI": uri, "DEAD_LETTER_SEAL_SECRET": KEY, **gcs.env()}
+    airflow.missing_dags.add("landing_files")  # the fault: a 404, so the drained event is recorded
+    try:
+        with FakePubSub() as pubsub:
+            pubsub.create_subscription(HOLD)
+            pubsub.publish_dead_letter(HOLD, body.encode(), {**attrs, "content-type": out.headers["Content-Type"]},
+                                       source=SOURCE)  # fmt: skip
+            drained = subprocess.run(
+                [sys.executable, "-m", "dagtrigger", "drain", HOLD, "--source-subscription", SOURCE],
+                cwd=REPO, env={**os.environ, **env, "PUBSUB_EMULATOR_HOST": pubsub.url.removeprefix("http://")},
+                capture_output=True, text=True, timeout=180, check=False,
+            )  # fmt: skip
+    finally:
+        airflow.missing_dags.discard("landing_files")
+    assert "dead_lettered" in drained.stdout + drained.stderr, drained.stdout + drained.stderr
+    [(_, record)] = list(DeadLetterStore(uri, client=gcs.client()).list())
+    assert SealKeys.parse(KEY).verified(record)  # raises if the seal does not verify
+    assert airflow.runs == {}
+
+    result = _replay(airflow, gcs, uri, routes, DEAD_LETTER_SEAL_SECRET=KEY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(dag, run_id)] = list(airflow.runs)
+    assert dag == "landing_files" and run_id == record.run_id
