@@ -52,7 +52,8 @@ def replay(args: argparse.Namespace) -> int:
     for name, record in records:
         shown = printable(f"{record.dag_id}  {record.run_id}")
         if pipeline is None:
-            print(f"would replay  {shown}  ({printable(record.reason[:100])})  {printable(name)}")
+            seal = "seal" if record.seal else "no seal"  # present or not; verified only by a real replay
+            print(f"would replay  {shown}  [{seal}]  ({printable(record.reason[:100])})  {printable(name)}")
             counts["would replay"] += 1
             continue
         try:

@@ -90,6 +90,8 @@ def test_without_a_key_a_planted_pubsub_record_is_refused_unless_the_operator_ac
     uri = f"gs://{BUCKET}/unkeyed"
     DeadLetterStore(uri, client=gcs.client()).write(_planted({"refund_to": "attacker"}, "planted-1"))
 
+    dry = _replay(airflow, gcs, uri, routes, "--dry-run")
+    assert dry.stdout.startswith("would replay") and "[no seal]" in dry.stdout, dry.stdout
     refused = _replay(airflow, gcs, uri, routes)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert airflow.runs == {}, airflow.runs  # before: a run on order_events with {"refund_to": "attacker"}
