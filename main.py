@@ -24,7 +24,7 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, function, http_limits, sender_auth, warmup
+from dagtrigger import events, function, http_limits, warmup
 from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.redaction import redact
@@ -150,6 +150,8 @@ def _webhook_status(report: EventReport) -> int:
 @functions_framework.http
 def trigger_http(request: flask.Request) -> flask.Response:
     """Webhooks only: the signature is checked on the raw request before the body is parsed."""
+    from dagtrigger import sender_auth  # loaded at start-up by function.build for this entry point only
+
     flask.g.setdefault(_ENTERED, True)
     try:
         body = _read_body(request, PIPELINE.settings.max_body_bytes)

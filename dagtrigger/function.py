@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import ConfigError
 from .pipeline import Pipeline
 from .rules import Rules, load_rules, single_route
-from .sender_auth import PushVerifier, check_webhook_config
 from .settings import DEFAULT_ENTRY_POINT, ENTRY_POINTS, Settings, settings_from_env
+
+if TYPE_CHECKING:  # the sender checks are imported by the entry points that use them (cold start: test_startup.py)
+    from .sender_auth import PushVerifier
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,13 @@ def build(
     settings = settings_from_env({**env, "FUNCTION_TARGET": entry})
     rules = rules_from(settings, env)
     if entry == "trigger_http":
+        from .sender_auth import check_webhook_config
+
         check_webhook_config(settings, rules)
     pipeline = Pipeline.from_settings(settings, rules, log_stream, clock)
-    push = PushVerifier(settings, clock=clock) if entry == "trigger_push" else None
+    push = None
+    if entry == "trigger_push":
+        from .sender_auth import PushVerifier
+
+        push = PushVerifier(settings, clock=clock)
     return Function(entry, pipeline, push)

@@ -11,18 +11,14 @@ import logging
 import math
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TextIO
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TextIO
 
-from . import logs, sender_auth
+from . import logs
 from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_session
 from .airflow_auth import make_auth
-from .batch.batcher import Batcher
-from .batch.members import MembersStore
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
 from .conf import EventDocuments, documents, refuse_conf
-from .deadletter import DeadLetter, DeadLetterStore, event_from_record, new_record
-from .deadletter.proof import check_object
-from .deadletter.seal import SealKeys, unsealed_refusal
 from .events import Event
 from .exceptions import (
     BadDeadLetter,
@@ -31,7 +27,6 @@ from .exceptions import (
     ManifestError,
     TemplateError,
 )
-from .manifest import read_manifest
 from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
 from .render import manifest_location, render
@@ -41,6 +36,13 @@ from .rules import Rules
 from .run_id import route_run_id
 from .settings import Settings
 from .trigger import trigger
+
+# Batches, dead letters, manifests and replayed webhooks are imported where they are used: a DAG_ID deployment or
+# plain routes never use them, and at a cold start every import runs before the port opens (test_startup.py).
+if TYPE_CHECKING:
+    from .batch.members import MembersStore
+    from .deadletter import DeadLetter, DeadLetterStore
+    from .deadletter.seal import SealKeys
 
 
 def event_age_s(event: Event, now: datetime) -> float | None:
@@ -75,9 +77,12 @@ class Pipeline:
         self.rules = rules
         self.log = logger or logs.get_logger()
         self.dead_letters = dead_letters
-        self.seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)  # seals records, verifies replays
-        self.batcher = (
-            Batcher(
+        self.batcher = None
+        if any(r.batch is not None for r in rules.routes):
+            from .batch.batcher import Batcher
+            from .batch.members import MembersStore
+
+            self.batcher = Batcher(
                 client,
                 members or MembersStore(clock=clock),
                 self._call,
@@ -85,9 +90,13 @@ class Pipeline:
                 clock=clock,
                 log=self.log,
             )
-            if any(r.batch is not None for r in rules.routes)
-            else None
-        )
+
+    @cached_property
+    def seal(self) -> SealKeys:
+        """The keys that seal records and verify replays (DEAD_LETTER_SEAL_SECRET)."""
+        from .deadletter.seal import SealKeys
+
+        return SealKeys.from_texts(self.settings.dead_letter_seal_secrets)
 
     @classmethod
     def from_settings(
@@ -106,8 +115,13 @@ class Pipeline:
             retry_budget_s=settings.retry_budget_s,
             max_in_flight=settings.max_in_flight,
         )
-        seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)
-        store = DeadLetterStore(settings.dead_letter_uri, clock=clock, seal=seal) if settings.dead_letter_uri else None
+        store = None
+        if settings.dead_letter_uri:
+            from .deadletter import DeadLetterStore
+            from .deadletter.seal import SealKeys
+
+            seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)
+            store = DeadLetterStore(settings.dead_letter_uri, clock=clock, seal=seal)
         return cls(settings, client, rules, logger, store, clock=clock)
 
     def process(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
@@ -195,6 +209,8 @@ class Pipeline:
         cannot be written turns back into a retry, so the event stays unacknowledged. Returns the object name."""
         if outcome.kind is not OutcomeKind.FAILED or self.dead_letters is None or event.delivery is None:
             return outcome, None
+        from .deadletter import new_record
+
         record = new_record(
             event,
             dag_id=result.target.dag_id,
@@ -222,6 +238,10 @@ class Pipeline:
 
         Raises BadDeadLetter (refused: not sent) when the record cannot be verified or no route takes it today.
         """
+        from .deadletter import event_from_record
+        from .deadletter.proof import check_object
+        from .deadletter.seal import unsealed_refusal
+
         sealed = self.seal.verified(record)  # BadDeadLetter when a seal is there and does not verify
         try:
             event = event_from_record(record, self.rules.notifications)
@@ -247,6 +267,8 @@ class Pipeline:
     def _verified_webhook(self, event: Event) -> Event:
         """The recorded webhook with the routes its stored signature proves, checked as ``trigger_http`` checks it but
         for the timestamp (a replay is late by nature; the signature still binds the request to a route's secret)."""
+        from . import sender_auth
+
         assert event.webhook is not None and event.delivery is not None
         raw = event.delivery.raw
         headers = {str(k): str(v) for k, v in (raw.get("headers") or {}).items()}
@@ -263,6 +285,8 @@ class Pipeline:
         spec = target.route.manifest
         if spec is None:
             return None
+        from .manifest import read_manifest
+
         bucket, name = manifest_location(event, target.route, docs)
         return read_manifest(bucket, name, spec.max_bytes)
 

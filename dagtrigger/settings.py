@@ -255,9 +255,11 @@ def _gs_uri(env: Mapping[str, str]) -> str | None:
 
 def _seal_secrets(env: Mapping[str, str]) -> tuple[Secret, ...]:
     """The dead-letter seal keys, current first, each checked (base64, ≥ 16 bytes) by the module that uses them."""
+    current, previous = env.get("DEAD_LETTER_SEAL_SECRET", ""), env.get("DEAD_LETTER_SEAL_SECRET_PREVIOUS", "")
+    if not current.strip() and not previous.replace(",", "").strip():
+        return ()  # nothing to check: the dead-letter package is not imported at start-up (cold start)
     from .deadletter.seal import SealKeys  # here: deadletter imports events, which imports this module
 
-    current, previous = env.get("DEAD_LETTER_SEAL_SECRET", ""), env.get("DEAD_LETTER_SEAL_SECRET_PREVIOUS", "")
     SealKeys.parse(current, previous)
     texts = [current.strip()] if current.strip() else []
     texts += [part.strip() for part in previous.split(",") if part.strip()]

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from dagtrigger import events, function
-from dagtrigger import pipeline as pipeline_module
 from dagtrigger.batch.members import MembersStore
 from dagtrigger.deadletter import new_record
+from dagtrigger.deadletter import proof as proof_module
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.rules import parse_rules
@@ -231,7 +231,7 @@ def test_airflow_2_logical_dates_skip_a_taken_one(gcs: StorageEmulator) -> None:
 def test_replay_of_a_member_goes_through_the_same_batching(
     airflow: StatefulFakeAirflow, gcs: StorageEmulator, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(pipeline_module, "check_object", lambda obj: None)  # a fake Cloud Storage confirming the object
+    monkeypatch.setattr(proof_module, "check_object", lambda obj: None)  # a fake Cloud Storage confirming the object
     routes = {"routes": ROUTES["routes"][:1]}
     pipeline = make(airflow, gcs, FakeClock(wall=WINDOW_START + timedelta(seconds=10)), routes)
     airflow.faults = [Answer(404, {"detail": "DAG not found"})]

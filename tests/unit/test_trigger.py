@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from dagtrigger import function
-from dagtrigger import pipeline as pipeline_module
 from dagtrigger.clock import parse_utc
 from dagtrigger.deadletter import new_record
+from dagtrigger.deadletter import proof as proof_module
 from dagtrigger.events import StorageObject
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.pipeline import Pipeline
@@ -135,7 +135,7 @@ def test_replay_goes_through_the_same_check(airflow2: FakeAirflow, monkeypatch: 
         event, dag_id="example_dag", route="default", run_id="recorded", reason="x", now=parse_utc(INSTANT)
     )
     checked: list[StorageObject] = []  # a fake Cloud Storage that confirms every object (the real check: security/)
-    monkeypatch.setattr(pipeline_module, "check_object", checked.append)
+    monkeypatch.setattr(proof_module, "check_object", checked.append)
     outcome = make(airflow2).replay(record).outcome
     assert outcome.kind is OutcomeKind.DONE, outcome.reason
     assert checked == [event.storage]  # replay asked Cloud Storage about the recorded object before sending
