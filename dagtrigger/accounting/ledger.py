@@ -54,6 +54,9 @@ class Ledger:
         self.calls = calls
         self.runs: dict[str, dict[str, RunInfo]] = {}
         self.dead_letters: dict[tuple[str, str], str] = {}
+        self.refused: dict[str, str] = {}  # dead-letter object → why it does not count (DeadLetterStore.accounts_for)
+        self._store: DeadLetterStore | None = None
+        self._checked: set[str] = set()
         self._members: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
@@ -64,6 +67,7 @@ class Ledger:
             self.runs[dag_id] = {run.run_id: run for run in self.client.list_runs(dag_id, since)}
 
     def load_dead_letters(self, store: DeadLetterStore, since: datetime) -> None:
+        self._store = store
         for name, parts in store.keys(since, on_page=self.calls.add_storage):
             self.dead_letters[(parts.dag_id, parts.run_id)] = name
 
@@ -71,7 +75,22 @@ class Ledger:
         return self.runs.get(dag_id, {}).get(run_id)
 
     def dead_letter(self, dag_id: str, run_id: str) -> str | None:
-        return self.dead_letters.get((dag_id, run_id))
+        """The dead letter that accounts for this run, if any. With seal keys each one is read once, when a
+        verdict first needs it (one GET per dead letter met, not per listed name): a record that does not verify
+        counts as none, so the sweep sends its upload again (same run id: no second run)."""
+        name = self.dead_letters.get((dag_id, run_id))
+        if name is None or self._store is None or not self._store.seal:
+            return name
+        with self._lock:
+            checked = name in self._checked
+        if not checked:
+            self.calls.add_storage()
+            problem = self._store.accounts_for(name, dag_id, run_id)
+            with self._lock:
+                self._checked.add(name)
+                if problem is not None:
+                    self.refused[name] = problem
+        return None if name in self.refused else name
 
     def members(self, bucket: str, prefix: str) -> frozenset[str]:
         """The member objects of one batch run (one listing, then remembered)."""

@@ -31,7 +31,7 @@ from .expect import Expectation, expect
 from .interval import Interval
 from .ledger import Calls, Ledger
 from .listing import Listing, ObjectVersion, list_objects, plan
-from .summary import Summary, Tally
+from .summary import SAMPLES, Summary, Tally
 from .synthetic import finalized_event
 from .verdict import Facts, Verdict, decide
 
@@ -223,6 +223,9 @@ class _Sweep:
             unswept=tuple({"route": u.route, "reason": u.reason} for u in unswept),
             failures=tuple(self.tally.failures),
             missing_pairs=tuple(self.tally.missing_pairs),
+            refused_dead_letters=tuple(
+                {"object": name, "reason": why} for name, why in sorted(self.ledger.refused.items())[:SAMPLES]
+            ),
         )
 
 

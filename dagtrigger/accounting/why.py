@@ -147,13 +147,16 @@ def why(
                     "reason": found[1].reason,
                     "replayed": found[1].replayed,
                 }
+                refused = store.accounts_for(found[0], route.dag_id, expectation.dead_letter_run_id)
+                if refused is not None:  # seal keys set and the record does not verify: it proves nothing
+                    dead["not_counted"] = refused
         batch, recorded = None, False
         if expectation.member is not None:
             recorded, batch = _member(storage, expectation, run, now)
             batch["run_state"] = run.state if run else None
         facts = Facts(
             run_exists=run is not None,
-            dead_letter=dead is not None,
+            dead_letter=dead is not None and "not_counted" not in dead,
             batched=expectation.member is not None,
             member_recorded=recorded,
             window_open=bool(batch and not batch["window_closed"]),
@@ -191,6 +194,8 @@ def text(answer: dict[str, Any]) -> str:
         lines.append(f"  run id {r['run_id']}: {state}{times}")
         dead = r["dead_letter"]
         lines.append(f"  dead letter: {dead['object']} ({dead['reason'][:200]})" if dead else "  dead letter: none")
+        if dead and "not_counted" in dead:
+            lines.append(f"  not counted: {dead['not_counted']}")
         batch = r["batch"]
         if batch:
             late = {True: ", late", False: "", None: ""}[batch["late"]]

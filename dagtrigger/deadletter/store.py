@@ -232,6 +232,22 @@ class DeadLetterStore:
             raise DeadLetterReadError(f"no dead letter at {self._where(name)}")
         return DeadLetter.from_json(stored.data)
 
+    def accounts_for(self, name: str, dag_id: str, run_id: str) -> str | None:
+        """Why the record at ``name`` cannot be counted as the dead letter of (``dag_id``, ``run_id``), or None when
+        it can. With seal keys the record is read: its seal must verify and it must record that very run (a sealed
+        record copied to another run's name does not count). Without keys its name is taken at its word: nothing
+        could prove more. Used by ``sweep`` and ``why``, so a record planted in the bucket cannot hide a lost
+        upload from them."""
+        if not self.seal:
+            return None
+        try:
+            record = self.read(name)
+        except (DeadLetterError, ValueError) as exc:
+            return f"the record cannot be read ({exc})"
+        if (record.dag_id, record.run_id) != (dag_id, run_id):
+            return f"the record is of another run ({record.dag_id} {record.run_id})"
+        return self.seal.problem(record)
+
     def list(
         self,
         dag_id: str | None = None,

@@ -25,6 +25,7 @@ from dagtrigger.accounting.verdict import Facts, Verdict, decide
 from dagtrigger.accounting.why import why
 from dagtrigger.conf import RESERVED_KEY, documents
 from dagtrigger.deadletter import DeadLetterStore
+from dagtrigger.deadletter.seal import NO_KEYS, SealKeys
 from dagtrigger.pipeline import Pipeline
 from dagtrigger.render import render
 from dagtrigger.routing import explain, route
@@ -402,3 +403,66 @@ def test_why_gives_a_verdict_per_route(world: World) -> None:
     tmp = verdict("in/tmp.tmp")
     assert tmp["verdict"] == "ignored" and "temporary" in tmp["reason"] and not tmp["matched"]
     assert lost["generation"]
+
+
+# ----------------------------------------------------------------------- planted dead letters (issue 16 × accounting)
+
+SEAL_KEY = base64.b64encode(b"sweep-seal-key-0123456789abcdef").decode()
+
+
+def _sealed(world: World) -> None:
+    """The world's function with a seal key, as deployed with DEAD_LETTER_SEAL_SECRET."""
+    keys = SealKeys.parse(SEAL_KEY)
+    world.store.seal = keys
+    world.pipeline.settings = replace(world.pipeline.settings, dead_letter_seal_secrets=(SEAL_KEY,))
+
+
+def _planted(world: World, resource: dict[str, Any]) -> None:
+    """Whoever can write the dead-letter bucket (but holds no seal key) records a failure that never happened."""
+    sealed = world.store.seal
+    world.store.seal = NO_KEYS
+    world.airflow.missing_dags.add("ingest")
+    try:
+        world.deliver(resource)  # an unsealed record at exactly the name the live path would use
+    finally:
+        world.airflow.missing_dags.clear()
+        world.store.seal = sealed
+    world.airflow.runs.clear()
+
+
+def test_a_planted_dead_letter_does_not_hide_an_upload_from_sweep_or_why(world: World) -> None:
+    _sealed(world)
+    genuine, planted = world.upload("in/genuine.csv"), world.upload("in/planted.csv")
+    world.airflow.missing_dags.add("ingest")
+    world.deliver(genuine)  # a real failure: a sealed record
+    world.airflow.missing_dags.clear()
+    _planted(world, planted)
+    client = world.gcs.client()
+
+    dry = sweep(world.pipeline, _options(world, dry_run=True), client, datetime.now(UTC))
+    assert (dry.counts["dead_lettered"], dry.counts["missing"]) == (1, 1)
+    (refused,) = dry.refused_dead_letters
+    assert refused["reason"] == "the record has no seal", refused
+    answer = why(world.pipeline, client, f"gs://{world.bucket}/in/planted.csv", None, datetime.now(UTC))
+    (only,) = answer["routes"]
+    assert only["verdict"] == "missing" and "no seal" in only["dead_letter"]["not_counted"]
+    answer = why(world.pipeline, client, f"gs://{world.bucket}/in/genuine.csv", None, datetime.now(UTC))
+    assert answer["routes"][0]["verdict"] == "dead_lettered"
+
+    real = sweep(world.pipeline, _options(world), client, datetime.now(UTC))
+    assert (real.counts["triggered"], real.counts["dead_lettered"]) == (1, 1)
+    assert [run["conf"]["name"] for run in world.airflow.runs.values()] == ["in/planted.csv"]
+
+
+def test_a_sealed_record_under_another_runs_name_does_not_count(world: World) -> None:
+    _sealed(world)
+    world.airflow.missing_dags.add("ingest")
+    world.deliver(world.upload("in/a.csv"))
+    world.airflow.missing_dags.clear()
+    ((name, _),) = list(world.store.keys(world.created - timedelta(days=1)))
+    record = world.store.read(name)
+    problem = world.store.accounts_for(name, record.dag_id, record.run_id + "x")
+    assert problem is not None and "another run" in problem
+    assert world.store.accounts_for(name, record.dag_id, record.run_id) is None
+    world.store.seal = NO_KEYS
+    assert world.store.accounts_for(name, record.dag_id, record.run_id + "x") is None  # no key: names are taken
