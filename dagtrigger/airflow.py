@@ -7,10 +7,11 @@ POST is retried safely because the run id is deterministic: a retry of a request
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -245,7 +246,11 @@ class AirflowClient:
         self.timeout = (min(5.0, timeout_s), timeout_s)
         self.session = session or make_session(retry_budget_s)
         self._version = None if api_version == "auto" else api_version
+        # A configured version is used without a probe; until Airflow has answered a call under it, a 404 is checked
+        # against GET …/version, and a version this Airflow does not serve is replaced by the probed one (_recheck).
+        self._unconfirmed = self._version is not None
         self._version_lock = threading.Lock()
+        self._warming: threading.Event | None = None  # first calls wait on it while the warm-up runs (hold_first_calls)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One logical call (the adapter retries inside); a 401 drops a cached token and tries once more.
@@ -253,6 +258,9 @@ class AirflowClient:
         At most ``max_in_flight`` calls per process reach Airflow at once, whatever the request concurrency: the
         web server (and its database) is shared, and a burst of uploads must queue here rather than overload it.
         """
+        warming = self._warming
+        if warming is not None:  # the warm-up is fetching the token and opening the connection: use them, not a 2nd
+            warming.wait(self.timeout[0])
         if not self._in_flight.acquire(timeout=self._queue_wait_s):
             raise AirflowUnreachable(
                 f"{method} {url}: still queued after {self._queue_wait_s:.0f} s (AIRFLOW_MAX_IN_FLIGHT)"
@@ -284,6 +292,78 @@ class AirflowClient:
             if not self._version:
                 self._version = self._probe()
             return self._version
+
+    def hold_first_calls(self) -> Callable[[], None]:
+        """With a configured version, make calls wait (at most the connect timeout) until the returned function is
+        called: the warm-up (``warm_up``, in another thread) is fetching the token and opening the connection, which a
+        first event would otherwise fetch and open a second time. Nothing is held for ``auto``: there the event waits
+        for the probe on the version lock."""
+        if not self.version_known:
+            return lambda: None
+        warming = threading.Event()
+        self._warming = warming
+
+        def release() -> None:
+            self._warming = None
+            warming.set()
+
+        return release
+
+    def warm_up(self) -> str:
+        """Token, API version and a pooled connection before the first event; returns the version.
+
+        ``auto``: the probe (one request, holding the version lock: a first event waits for it and its connection).
+        Configured: no request; the token is fetched and the connection opened (TLS included), so that a first
+        event's POST is the first request and saves the probe's round trip. Raises like a call would."""
+        if not self.version_known:
+            return self.api_version()
+        self.auth(requests.Request("GET", self.base_url).prepare())  # the token, as the first call would get it
+        self._open_connection()
+        return self.api_version()
+
+    def _open_connection(self) -> None:
+        """One connection to Airflow opened and put in the session's pool, as the first request would open it.
+        Not through a proxy (the session reads none: make_session) nor for a custom session: nothing to open then."""
+        adapter = self.session.get_adapter(self.base_url)
+        if self.session.trust_env or not isinstance(adapter, HTTPAdapter):
+            return
+        request = requests.Request("GET", self.base_url).prepare()
+        pool = adapter.get_connection_with_tls_context(request, self.session.verify, cert=self.session.cert)
+        if not isinstance(pool, HTTPConnectionPool):
+            return
+        connection = pool._get_conn()  # urllib3's own pool: the next request takes this connection
+        try:
+            connection.connect()
+        except Exception:
+            connection.close()
+            raise
+        finally:
+            pool._put_conn(connection)
+
+    def _recheck(self, version: str) -> str:
+        """After a 404 or 405 (Airflow 3 on a v1 path) under a configured, unconfirmed version: the version to use.
+        GET /api/<version>/version not answering as the probe expects means this Airflow does not serve that API: the
+        probe decides, with one warning."""
+        with self._version_lock:
+            if not self._unconfirmed or self._version != version:
+                return self._version or version  # another thread rechecked meanwhile
+            self._unconfirmed = False
+            response = self._send("GET", f"{self.base_url}/api/{version}/version")
+            if response.status_code in (200, 401, 403):  # as the probe reads it: the API is there, the DAG is not
+                return version
+            found = self._probe()
+            logging.getLogger("dagtrigger").warning(
+                "AIRFLOW_API_VERSION=%s, but %s does not serve /api/%s; using %s, which it serves: set "
+                "AIRFLOW_API_VERSION=%s or auto [api-version-mismatch]",
+                version,
+                self.base_url,
+                version,
+                found,
+                found,
+                extra={"api_version": found},
+            )
+            self._version = found
+            return found
 
     @property
     def version_known(self) -> bool:
@@ -317,16 +397,16 @@ class AirflowClient:
         as is: what it proves is trigger.py's to find out. Raises AirflowUnreachable when no answer came within the
         retry budget."""
         version = self.api_version()
-        body: dict[str, Any] = {"dag_run_id": call.run_id, "conf": call.conf}
-        if version == "v2":
-            body["logical_date"] = None  # v2 requires the field; null avoids logical-date collisions.
-            if call.run_after is not None:
-                body["run_after"] = _iso(call.run_after)
-        elif logical_date is not None:
-            body["logical_date"] = _iso(logical_date)
-        if call.note:
-            body["note"] = call.note
-        response = self._send("POST", self.dag_runs_url(call.dag_id, version), json=body)
+        response = self._send(
+            "POST", self.dag_runs_url(call.dag_id, version), json=_trigger_body(call, version, logical_date)
+        )
+        if self._unconfirmed and response.status_code in (404, 405) and self._recheck(version) != version:
+            version = self.api_version()
+            response = self._send(
+                "POST", self.dag_runs_url(call.dag_id, version), json=_trigger_body(call, version, logical_date)
+            )
+        elif self._unconfirmed and (200 <= response.status_code < 300 or response.status_code == 409):
+            self._unconfirmed = False  # Airflow's API answered under this version: it is served
         created = 200 <= response.status_code < 300  # not response.ok: that is true for a 3xx too
         if created:
             try:
@@ -404,6 +484,19 @@ class AirflowClient:
         """POST ``body`` to the DAG's runs as a trigger would, and return Airflow's answer as is: for ``check``'s
         permission probe, a body Airflow refuses only after its permission check (so no run is created)."""
         return self._send("POST", self.dag_runs_url(dag_id), json=body)
+
+
+def _trigger_body(call: TriggerCall, version: str, logical_date: datetime | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"dag_run_id": call.run_id, "conf": call.conf}
+    if version == "v2":
+        body["logical_date"] = None  # v2 requires the field; null avoids logical-date collisions.
+        if call.run_after is not None:
+            body["run_after"] = _iso(call.run_after)
+    elif logical_date is not None:
+        body["logical_date"] = _iso(logical_date)
+    if call.note:
+        body["note"] = call.note
+    return body
 
 
 def _iso(moment: datetime) -> str:

@@ -1,13 +1,15 @@
 """Cold start: do what the first event would otherwise wait for while the instance starts.
 
 The first event of a new instance pays for resolving credentials and fetching the first token, probing the Airflow
-API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread with one
-request through the client's own session and auth: the version probe, or, when ``AIRFLOW_API_VERSION`` is set,
-``GET /api/<version>/version``. With Google auth it first imports google-auth's token modules with the cyclic
-garbage collector paused (``preload``): the largest single cost of the first token. It never raises and never fails
-start-up: when Airflow or the metadata server is briefly unreachable it logs one line and the first event does the work
-itself, as before. The client's locks (the version probe, the token cache) make a first event that arrives during
-the warm-up wait for it and share its result instead of doing it twice.
+API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread through the
+client's own session and auth (``AirflowClient.warm_up``): the version probe (one request), or, when
+``AIRFLOW_API_VERSION`` is set, the token and a connection opened without a request, so a first event's POST is the
+first request (one round trip less; a version this Airflow does not serve is corrected at the first 404). With Google
+auth it first imports google-auth's token modules with the cyclic garbage collector paused (``preload``): the largest
+single cost of the first token. It never raises and never fails start-up: when Airflow or the metadata server is
+briefly unreachable it logs one line and the first event does the work itself, as before. The client's locks (the
+version probe, the token cache, the connection being opened) make a first event that arrives during the warm-up wait
+for it and share its result instead of doing it twice.
 
 Where it runs matters: functions-framework imports ``main.py`` in gunicorn's master, *before* it binds the port, and
 forks the worker that serves requests. So ``start`` only registers a fork hook and the thread starts in the worker,
@@ -26,7 +28,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from dagtrigger.airflow import AirflowClient
 from dagtrigger.clock import SYSTEM_CLOCK, Clock
@@ -74,32 +76,31 @@ def preload(client: AirflowClient) -> bool:
     return True
 
 
-def warm(client: AirflowClient, log: logging.Logger, clock: Clock = SYSTEM_CLOCK) -> bool:
-    """Token, API version and connection, once; True if Airflow answered. Never raises (start-up must not fail)."""
+def warm(
+    client: AirflowClient, log: logging.Logger, clock: Clock = SYSTEM_CLOCK, release: Callable[[], None] = lambda: None
+) -> bool:
+    """Token, API version and connection, once; True if it got them. Never raises (start-up must not fail).
+    ``release``: ends ``client.hold_first_calls``, whatever happens."""
     began = clock.monotonic()
     try:
         preload(client)
-        probes = not client.version_known
-        version = client.api_version()  # probes GET …/version unless configured: token fetched, connection pooled
-        if not probes:  # the probe was the one request; a second one would hold the pooled connection while the
-            response = client.session.get(  # first event, waiting for the probe, opens another (one more TLS)
-                f"{client.base_url}/api/{version}/version",
-                auth=client.auth,
-                timeout=client.timeout,
-                allow_redirects=False,
-            )
-            _ = response.content  # read to the end, so the connection goes back to the pool open
+        version = client.warm_up()  # the probe, or (version configured) the token and a connection, no request
     except Exception as exc:  # anything here only means the first event does the work itself
         took = round(clock.monotonic() - began, 3)
         log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": took})
         return False
+    finally:
+        release()
     log.debug("warm-up done", extra={"warmup_s": round(clock.monotonic() - began, 3), "api_version": version})
     return True
 
 
 def in_thread(client: AirflowClient, log: logging.Logger) -> threading.Thread:
     """Warm in a daemon thread now; returns the thread (tests join it)."""
-    thread = threading.Thread(target=warm, args=(client, log), name="dagtrigger-warmup", daemon=True)
+    release = client.hold_first_calls()  # before the thread starts: no event can slip in ahead of the warm-up
+    thread = threading.Thread(
+        target=warm, args=(client, log), kwargs={"release": release}, name="dagtrigger-warmup", daemon=True
+    )
     thread.start()
     return thread
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -176,3 +177,54 @@ def test_401_drops_the_cached_token_and_tries_once_more() -> None:
         reply = client(server.url, version="v2", auth=auth).trigger(CALL)
         assert reply.status == 200
         assert auth.invalidated == 1
+
+
+def _serves(version: str, missing_dag: str = "") -> tuple[list[str], Callable[[Seen], Answer]]:
+    """A fake Airflow serving one API version only: the other's paths are 404, as on a real server."""
+    calls: list[str] = []
+
+    def answer(seen: Seen) -> Answer:
+        calls.append(f"{seen.method} {seen.path}")
+        if not seen.path.startswith(f"/api/{version}/"):
+            return Answer(404, {"detail": "Not Found"})
+        if seen.path.endswith("/version"):
+            return Answer(200, {"version": "fake"})
+        if missing_dag and f"/dags/{missing_dag}/" in seen.path:
+            return Answer(404, {"detail": f"DAG {missing_dag} not found"})
+        return Answer(200, {"dag_run_id": seen.json()["dag_run_id"], "state": "queued"})
+
+    return calls, answer
+
+
+@pytest.mark.parametrize(("configured", "served"), [("v2", "v1"), ("v1", "v2")])
+def test_a_configured_version_airflow_does_not_serve_is_replaced_at_the_first_404(
+    configured: str, served: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls, answer = _serves(served)
+    with FakeServer(answer) as airflow:
+        fn = client(airflow.url, version=configured)
+        with caplog.at_level("WARNING", logger="dagtrigger"):
+            reply = fn.trigger(CALL)
+        assert (reply.status, reply.api_version) == (200, served)
+        assert calls == [
+            f"POST /api/{configured}/dags/example_dag/dagRuns",
+            f"GET /api/{configured}/version",  # the API itself is missing, not only the DAG
+            *(["GET /api/v2/version"] if configured == "v1" else ["GET /api/v2/version", "GET /api/v1/version"]),
+            f"POST /api/{served}/dags/example_dag/dagRuns",
+        ]
+        assert f"AIRFLOW_API_VERSION={configured}" in caplog.text and "[api-version-mismatch]" in caplog.text
+        calls.clear()
+        fn.trigger(TriggerCall("example_dag", "run_2", {}))
+        assert calls == [f"POST /api/{served}/dags/example_dag/dagRuns"]
+
+
+def test_a_missing_dag_under_the_right_configured_version_stays_a_404_checked_once() -> None:
+    calls, answer = _serves("v2", missing_dag="gone")
+    with FakeServer(answer) as airflow:
+        fn = client(airflow.url, version="v2")
+        gone = TriggerCall("gone", "run_1", {})
+        assert fn.trigger(gone).status == 404
+        assert calls == ["POST /api/v2/dags/gone/dagRuns", "GET /api/v2/version"]
+        calls.clear()
+        assert fn.trigger(gone).status == 404  # confirmed: no second check
+        assert calls == ["POST /api/v2/dags/gone/dagRuns"]

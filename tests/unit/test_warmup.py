@@ -9,9 +9,12 @@ import threading
 from collections.abc import Callable
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool
 
 from dagtrigger import warmup
-from dagtrigger.airflow import AirflowClient
+from dagtrigger.airflow import AirflowClient, TriggerCall
 from dagtrigger.airflow_auth import StaticBearer
 from dagtrigger.warmup import enabled, in_thread, start, warm
 from devtools.fakes import Answer, FakeServer, Seen
@@ -54,15 +57,67 @@ def test_warm_up_probes_the_version_with_the_token_and_leaves_a_pooled_connectio
         assert len({seen.peer for seen in airflow.seen}) == 1, [seen.peer for seen in airflow.seen]
 
 
-def test_warm_up_with_a_configured_version_still_fetches_the_token_and_opens_the_connection() -> None:
-    with FakeServer(lambda seen: Answer(200, {"version": "2.11.2"})) as airflow:
+def _pool(client: AirflowClient) -> HTTPConnectionPool:
+    request = requests.Request("GET", client.base_url).prepare()
+    adapter = client.session.get_adapter(client.base_url)
+    assert isinstance(adapter, HTTPAdapter)
+    pool = adapter.get_connection_with_tls_context(request, client.session.verify)
+    assert isinstance(pool, HTTPConnectionPool)
+    return pool
+
+
+def test_warm_up_with_a_configured_version_opens_the_connection_without_a_request() -> None:
+    """AIRFLOW_API_VERSION set: no probe, so the first event's POST is the first request (one round trip less); the
+    token is fetched and the connection (TLS included) opened ahead of it. Before: GET /api/v1/version was sent."""
+    with FakeServer(lambda seen: Answer(200, {"dag_run_id": "r1"})) as airflow:
         client = AirflowClient(airflow.url, StaticBearer("t0ken"), api_version="v1", timeout_s=5)
         assert warm(client, LOG) is True
-        assert [(seen.path, seen.headers.get("Authorization")) for seen in airflow.seen] == [
-            ("/api/v1/version", "Bearer t0ken")
-        ]
-        client.session.get(f"{airflow.url}/api/v1/dags", timeout=5)
-        assert len({seen.peer for seen in airflow.seen}) == 1
+        assert airflow.seen == []
+        assert _pool(client).num_connections == 1
+        client.trigger(TriggerCall("d", "r1", {}))
+        assert [seen.path for seen in airflow.seen] == ["/api/v1/dags/d/dagRuns"]
+        assert _pool(client).num_connections == 1  # the POST went over the connection the warm-up opened
+
+
+class _SlowToken(StaticBearer):
+    """A token source that holds the warm-up until released, so a first event arrives while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__("t0ken")
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not self.asked.is_set():
+            self.asked.set()
+            assert self.release.wait(10)
+        return super().__call__(request)
+
+
+@pytest.mark.parametrize("held_in", ["preload", "token"])
+def test_a_first_event_during_the_warm_up_waits_for_its_connection_instead_of_opening_another(
+    held_in: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured before: an event arriving while the warm-up imported google-auth opened its own connection next to
+    the warm-up's (two TLS handshakes at once, ~50 ms)."""
+    with FakeServer(lambda seen: Answer(200, {"dag_run_id": "r1"})) as airflow:
+        auth = _SlowToken()
+        if held_in == "preload":
+            auth.release.set()
+            held, go = threading.Event(), threading.Event()
+            monkeypatch.setattr(warmup, "preload", lambda client: held.set() or go.wait(10))
+        else:
+            held, go = auth.asked, auth.release
+        client = AirflowClient(airflow.url, auth, api_version="v2", timeout_s=5)
+        warming = in_thread(client, LOG)
+        assert held.wait(10)
+        event = threading.Thread(target=client.trigger, args=(TriggerCall("d", "r1", {}),))
+        event.start()
+        go.set()
+        warming.join(10)
+        event.join(10)
+        assert [seen.path for seen in airflow.seen] == ["/api/v2/dags/d/dagRuns"]
+        assert _pool(client).num_connections == 1
 
 
 def test_warm_up_never_fails_start_up_when_airflow_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
