@@ -43,6 +43,9 @@ class Result:
         return self.exit_code == 0
 
 
+SLOWEST_SHOWN = 10
+
+
 def steps(pytest_args: Sequence[str] = ()) -> list[Step]:
     """Lint, format and types, then each tier; with ``pytest_args`` one pytest run over every tier, narrowed by them
     (a path, -k, -x …), so a narrowing never leaves a tier empty."""
@@ -54,7 +57,9 @@ def steps(pytest_args: Sequence[str] = ()) -> list[Step]:
     ]
     if pytest_args:
         return [*lint, Step("pytest (narrowed)", (python, "-m", "pytest", "-m", EVERY_TIER, *pytest_args))]
-    return [*lint, *(Step(f"{name} tier", (python, "-m", "pytest", "-m", marker)) for name, marker in TIERS)]
+    # The slowest tests of each tier are printed, so a CI run that creeps towards its time limit says where it went.
+    timed = ("--durations", str(SLOWEST_SHOWN))
+    return [*lint, *(Step(f"{name} tier", (python, "-m", "pytest", "-m", marker, *timed)) for name, marker in TIERS)]
 
 
 def run_steps(

@@ -59,3 +59,9 @@ def test_narrowed_run_is_one_pytest_over_every_tier() -> None:
     plan = tiers.steps(["-k", "airflow3"])
     assert plan[-1].argv[-4:] == ("-m", tiers.EVERY_TIER, "-k", "airflow3")
     assert len(plan) == 4
+
+
+def test_each_tier_prints_its_slowest_tests() -> None:
+    """CI must finish well inside its limit: each tier's output names where its time went."""
+    for step in tiers.steps()[3:]:
+        assert "--durations" in step.argv and step.argv[step.argv.index("--durations") + 1] == str(tiers.SLOWEST_SHOWN)
