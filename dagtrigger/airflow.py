@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -251,6 +251,7 @@ class AirflowClient:
         self._unconfirmed = self._version is not None
         self._version_lock = threading.Lock()
         self._warming: threading.Event | None = None  # first calls wait on it while the warm-up runs (hold_first_calls)
+        self._warm_up_thread = threading.local()  # .active in the thread running warm_up: its own calls never wait
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One logical call (the adapter retries inside); a 401 drops a cached token and tries once more.
@@ -258,9 +259,7 @@ class AirflowClient:
         At most ``max_in_flight`` calls per process reach Airflow at once, whatever the request concurrency: the
         web server (and its database) is shared, and a burst of uploads must queue here rather than overload it.
         """
-        warming = self._warming
-        if warming is not None:  # the warm-up is fetching the token and opening the connection: use them, not a 2nd
-            warming.wait(self.timeout[0])
+        self._wait_for_warm_up()
         if not self._in_flight.acquire(timeout=self._queue_wait_s):
             raise AirflowUnreachable(
                 f"{method} {url}: still queued after {self._queue_wait_s:.0f} s (AIRFLOW_MAX_IN_FLIGHT)"
@@ -284,8 +283,14 @@ class AirflowClient:
             raise AirflowUnreachable(f"{method} {url}: {_describe(exc)}") from None
         return response
 
+    def _wait_for_warm_up(self) -> None:
+        warming = self._warming
+        if warming is not None and not getattr(self._warm_up_thread, "active", False):
+            warming.wait(self.timeout[0])  # the warm-up is fetching the token and opening the connection: share them
+
     def api_version(self) -> str:
         """v1 (Airflow 2) or v2 (Airflow 3): configured, or probed once with GET …/version and cached."""
+        self._wait_for_warm_up()  # it may correct a configured version
         if self._version:
             return self._version
         with self._version_lock:
@@ -296,8 +301,8 @@ class AirflowClient:
     def hold_first_calls(self) -> Callable[[], None]:
         """With a configured version, make calls wait (at most the connect timeout) until the returned function is
         called: the warm-up (``warm_up``, in another thread) is fetching the token and opening the connection, which a
-        first event would otherwise fetch and open a second time. Nothing is held for ``auto``: there the event waits
-        for the probe on the version lock."""
+        first event would otherwise fetch and open a second time, next to it (two TLS handshakes at once). Nothing is
+        held for ``auto``: there the event waits for the probe on the version lock."""
         if not self.version_known:
             return lambda: None
         warming = threading.Event()
@@ -310,46 +315,34 @@ class AirflowClient:
         return release
 
     def warm_up(self) -> str:
-        """Token, API version and a pooled connection before the first event; returns the version.
+        """Token, API version and a pooled connection before the first event, with one request; returns the version.
 
-        ``auto``: the probe (one request, holding the version lock: a first event waits for it and its connection).
-        Configured: no request; the token is fetched and the connection opened (TLS included), so that a first
-        event's POST is the first request and saves the probe's round trip. Raises like a call would."""
+        ``auto``: the probe. Configured: GET /api/<version>/version, which confirms it (or, when this Airflow does not
+        serve it, corrects it as a trigger's 404 would: ``_recheck``). Without a request the connection cannot be
+        kept: the server's TLS 1.3 session tickets arrive after the handshake, and urllib3 takes an idle connection
+        with bytes to read for a dropped one and opens another (measured: the first POST connected again).
+        Raises like a call would."""
         if not self.version_known:
             return self.api_version()
-        self.auth(requests.Request("GET", self.base_url).prepare())  # the token, as the first call would get it
-        self._open_connection()
-        return self.api_version()
-
-    def _open_connection(self) -> None:
-        """One connection to Airflow opened and put in the session's pool, as the first request would open it.
-        Not through a proxy (the session reads none: make_session) nor for a custom session: nothing to open then."""
-        adapter = self.session.get_adapter(self.base_url)
-        if self.session.trust_env or not isinstance(adapter, HTTPAdapter):
-            return
-        request = requests.Request("GET", self.base_url).prepare()
-        pool = adapter.get_connection_with_tls_context(request, self.session.verify, cert=self.session.cert)
-        if not isinstance(pool, HTTPConnectionPool):
-            return
-        connection = pool._get_conn()  # urllib3's own pool: the next request takes this connection
+        self._warm_up_thread.active = True
         try:
-            connection.connect()
-        except Exception:
-            connection.close()
-            raise
+            return self._recheck(self.api_version(), known_missing=False)
         finally:
-            pool._put_conn(connection)
+            self._warm_up_thread.active = False
 
-    def _recheck(self, version: str) -> str:
-        """After a 404 or 405 (Airflow 3 on a v1 path) under a configured, unconfirmed version: the version to use.
-        GET /api/<version>/version not answering as the probe expects means this Airflow does not serve that API: the
-        probe decides, with one warning."""
+    def _recheck(self, version: str, known_missing: bool = True) -> str:
+        """The version to use after a 404 or 405 (Airflow 3 on a v1 path) under a configured, unconfirmed version
+        (or at the warm-up, ``known_missing=False``). GET /api/<version>/version not answering as the probe expects
+        means this Airflow does not serve that API: the probe decides, with one warning."""
         with self._version_lock:
             if not self._unconfirmed or self._version != version:
                 return self._version or version  # another thread rechecked meanwhile
             self._unconfirmed = False
             response = self._send("GET", f"{self.base_url}/api/{version}/version")
             if response.status_code in (200, 401, 403):  # as the probe reads it: the API is there, the DAG is not
+                return version
+            if not known_missing and response.status_code not in (404, 405):
+                self._unconfirmed = True  # Airflow is not answering yet (5xx, 3xx): a trigger's 404 checks again
                 return version
             found = self._probe()
             logging.getLogger("dagtrigger").warning(
@@ -400,7 +393,8 @@ class AirflowClient:
         response = self._send(
             "POST", self.dag_runs_url(call.dag_id, version), json=_trigger_body(call, version, logical_date)
         )
-        if self._unconfirmed and response.status_code in (404, 405) and self._recheck(version) != version:
+        missing = response.status_code in (404, 405) and (self._unconfirmed or self._version != version)
+        if missing and self._recheck(version) != version:
             version = self.api_version()
             response = self._send(
                 "POST", self.dag_runs_url(call.dag_id, version), json=_trigger_body(call, version, logical_date)

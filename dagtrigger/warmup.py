@@ -2,9 +2,9 @@
 
 The first event of a new instance pays for resolving credentials and fetching the first token, probing the Airflow
 API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread through the
-client's own session and auth (``AirflowClient.warm_up``): the version probe (one request), or, when
-``AIRFLOW_API_VERSION`` is set, the token and a connection opened without a request, so a first event's POST is the
-first request (one round trip less; a version this Airflow does not serve is corrected at the first 404). With Google
+client's own session and auth (``AirflowClient.warm_up``), with one request: the version probe, or, when
+``AIRFLOW_API_VERSION`` is set, ``GET /api/<version>/version``, which confirms it (a version this Airflow does not
+serve is corrected here, with a warning). With Google
 auth it first imports google-auth's token modules with the cyclic garbage collector paused (``preload``): the largest
 single cost of the first token. It never raises and never fails start-up: when Airflow or the metadata server is
 briefly unreachable it logs one line and the first event does the work itself, as before. The client's locks (the
@@ -84,7 +84,7 @@ def warm(
     began = clock.monotonic()
     try:
         preload(client)
-        version = client.warm_up()  # the probe, or (version configured) the token and a connection, no request
+        version = client.warm_up()  # one request: the probe, or GET …/version confirming a configured version
     except Exception as exc:  # anything here only means the first event does the work itself
         took = round(clock.monotonic() - began, 3)
         log.info("warm-up skipped: %s", f"{type(exc).__name__}: {exc}"[:300], extra={"warmup_s": took})

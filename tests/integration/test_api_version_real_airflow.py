@@ -31,7 +31,7 @@ def test_a_configured_api_version_triggers_and_a_wrong_one_is_corrected(
     with FunctionProcess("trigger_event", env, tmp_path) as function:
         response = function.send_event(ce, data)
         assert response.status_code == 200, (response.text, function.tail())
-        assert response.json()["outcome"] == "done", response.text
+        assert response.json()["outcome"] == "done", (response.text, function.tail())
         logs = function.logs()
     run = airflow.get_run(DAG, run_id_for(events.from_cloud_event(ce, data)))
     assert run is not None
