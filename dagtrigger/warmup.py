@@ -50,6 +50,7 @@ GOOGLE_TOKEN_MODULES = (
     "google.auth.exceptions",
     "google.auth.transport.requests",
     "google.auth.compute_engine",
+    "google.oauth2.credentials",  # google.auth.default() imports it (quota project), with reauth and webauthn
     "google.oauth2.id_token",
 )
 

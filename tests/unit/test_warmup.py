@@ -5,8 +5,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +20,7 @@ from dagtrigger import warmup
 from dagtrigger.airflow import AirflowClient, TriggerCall
 from dagtrigger.airflow_auth import StaticBearer
 from dagtrigger.warmup import enabled, in_thread, start, warm
-from devtools.fakes import Answer, FakeServer, Seen
+from devtools.fakes import Answer, FakeMetadataServer, FakeServer, Seen
 from devtools.ports import free_port
 
 LOG = logging.getLogger("test-warmup")
@@ -220,3 +223,24 @@ def test_a_first_event_during_the_warm_up_uses_the_version_it_corrects() -> None
         event.join(10)
         assert [(reply.status, reply.api_version) for reply in replies] == [(200, "v2")]
         assert [seen.path for seen in airflow.seen] == ["/api/v1/version", "/api/v2/version", "/api/v2/dags/d/dagRuns"]
+
+
+def test_preload_covers_what_the_first_google_token_imports(tmp_path: Path) -> None:
+    """Whatever google.auth.default() and the first refresh import after the preload is imported with the collector
+    running (before: google.oauth2.credentials with reauth and webauthn, imported by default())."""
+    code = (
+        "import importlib, sys\n"
+        "from dagtrigger import airflow, warmup\n"
+        "for name in warmup.GOOGLE_TOKEN_MODULES: importlib.import_module(name)\n"
+        "before = set(sys.modules)\n"
+        "import google.auth, google.auth.transport.requests\n"
+        "credentials, _ = google.auth.default(scopes=['https://www.googleapis.com/auth/cloud-platform'])\n"
+        "credentials.refresh(google.auth.transport.requests.Request(session=airflow.no_redirect_session()))\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith(('google', 'cryptography'))))\n"
+    )
+    with FakeMetadataServer() as metadata:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "GCE_METADATA", "CLOUDSDK"))}
+        env.update(metadata.env(), CLOUDSDK_CONFIG=str(tmp_path))
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
