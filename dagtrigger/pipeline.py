@@ -84,7 +84,7 @@ class Pipeline:
 
             self.batcher = Batcher(
                 client,
-                members or MembersStore(clock=clock),
+                members or MembersStore(clock=clock, seal=self.seal),
                 self._call,
                 settings.max_conf_bytes,
                 clock=clock,

@@ -6,6 +6,7 @@ Thread-safe: a sweep's workers share one ledger. Every call made is counted in `
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import requests
 
 from ..airflow import AirflowClient, RunInfo
 from ..deadletter import DeadLetterStore
+from ..deadletter.seal import NO_KEYS, SealKeys
 from ..gcs import default_retry
 
 
@@ -48,15 +50,17 @@ class Calls:
 class Ledger:
     """The facts a sweep decides on. ``load_*`` read in bulk; the lookups are then in memory."""
 
-    def __init__(self, client: AirflowClient, storage: Any, calls: Calls) -> None:
+    def __init__(self, client: AirflowClient, storage: Any, calls: Calls, seal: SealKeys = NO_KEYS) -> None:
+        """``seal``: with keys, a dead letter or a batch member counts only when its seal verifies."""
         self.client = client
+        self.seal = seal
         self.storage = storage
         self.calls = calls
         self.runs: dict[str, dict[str, RunInfo]] = {}
         self.dead_letters: dict[tuple[str, str], str] = {}
-        self.refused: dict[str, str] = {}  # dead-letter object → why it does not count (DeadLetterStore.accounts_for)
+        self.refused: dict[str, str] = {}  # gs:// URI of a dead letter or member → why it does not count
         self._store: DeadLetterStore | None = None
-        self._checked: set[str] = set()
+        self._verified: dict[str, bool] = {}  # dead-letter name → its seal verified
         self._members: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
@@ -82,15 +86,16 @@ class Ledger:
         if name is None or self._store is None or not self._store.seal:
             return name
         with self._lock:
-            checked = name in self._checked
-        if not checked:
+            known = self._verified.get(name)
+        if known is None:
             self.calls.add_storage()
             problem = self._store.accounts_for(name, dag_id, run_id)
+            known = problem is None
             with self._lock:
-                self._checked.add(name)
+                self._verified[name] = known
                 if problem is not None:
-                    self.refused[name] = problem
-        return None if name in self.refused else name
+                    self.refused[f"gs://{self._store.bucket_name}/{name}"] = problem
+        return name if known else None
 
     def members(self, bucket: str, prefix: str) -> frozenset[str]:
         """The member objects of one batch run (one listing, then remembered)."""
@@ -106,10 +111,26 @@ class Ledger:
         for page in blobs.pages:
             self.calls.add_storage()
             names.update(blob.name for blob in page)
+        if self.seal:  # a member planted in the bucket would hide a lost upload: each one is read and verified
+            names = {name for name in names if self._member_verifies(bucket, name)}
         found = frozenset(names)
         with self._lock:
             self._members[key] = found
         return found
+
+    def _member_verifies(self, bucket: str, name: str) -> bool:
+        self.calls.add_storage()
+        try:
+            record = json.loads(self.storage.bucket(bucket).blob(name).download_as_bytes(retry=default_retry()))
+            problem = self.seal.member_problem(bucket, name, record) if isinstance(record, dict) else "not an object"
+        except ValueError as exc:
+            problem = f"not a member record ({exc})"
+        except Exception as exc:  # gone since the listing, or unreadable: it proves nothing, so the upload is sent
+            problem = f"cannot be read ({type(exc).__name__})"
+        if problem is not None:
+            with self._lock:
+                self.refused[f"gs://{bucket}/{name}"] = problem
+        return problem is None
 
     def forget_members(self, bucket: str, prefix: str) -> None:
         with self._lock:

@@ -76,7 +76,7 @@ class Summary:
     unswept: tuple[dict[str, str], ...]
     failures: tuple[dict[str, str], ...]
     missing_pairs: tuple[dict[str, str], ...]
-    refused_dead_letters: tuple[dict[str, str], ...] = ()  # records that did not verify (seal keys set): not counted
+    refused_records: tuple[dict[str, str], ...] = ()  # dead letters and members whose seal did not verify
 
     @property
     def ok(self) -> bool:
@@ -99,7 +99,7 @@ class Summary:
             "unswept": list(self.unswept),
             "failures": list(self.failures),
             "missing_sample": list(self.missing_pairs),
-            "refused_dead_letters": list(self.refused_dead_letters),
+            "refused_records": list(self.refused_records),
         }
 
     def text(self) -> str:
@@ -117,7 +117,6 @@ class Summary:
             lines.append(f"stopped by the time budget; the next sweep continues from {self.cursor or '(no cursor)'}")
         lines += [f"not swept: route {u['route']!r}: {u['reason']}" for u in self.unswept]
         lines += [
-            f"dead letter not counted (the upload counts as missing): {r['object']}: {r['reason']}"
-            for r in self.refused_dead_letters
+            f"not counted (its upload counts as missing): {r['object']}: {r['reason']}" for r in self.refused_records
         ]
         return "\n".join(lines)

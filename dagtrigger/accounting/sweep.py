@@ -73,7 +73,7 @@ class _Sweep:
         self.calls = Calls()
         self.calls.watch(pipeline.client)
         self.tally = Tally()
-        self.ledger = Ledger(pipeline.client, storage, self.calls)
+        self.ledger = Ledger(pipeline.client, storage, self.calls, pipeline.seal)
         self.routes = {route.name: i for i, route in enumerate(pipeline.rules.routes)}
         workers = max(1, pipeline.settings.max_in_flight)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep")
@@ -223,7 +223,7 @@ class _Sweep:
             unswept=tuple({"route": u.route, "reason": u.reason} for u in unswept),
             failures=tuple(self.tally.failures),
             missing_pairs=tuple(self.tally.missing_pairs),
-            refused_dead_letters=tuple(
+            refused_records=tuple(
                 {"object": name, "reason": why} for name, why in sorted(self.ledger.refused.items())[:SAMPLES]
             ),
         )

@@ -16,6 +16,7 @@ from ..airflow import RunInfo
 from ..clock import parse_utc
 from ..conf import documents
 from ..deadletter import LOOKBACK_DAYS, DeadLetterStore
+from ..deadletter.seal import NO_KEYS, SealKeys
 from ..exceptions import ObjectUnreadable
 from ..gcs import default_retry
 from ..manifest import read_manifest
@@ -91,24 +92,34 @@ def _days(created: str | None, today: date) -> list[date]:
     return [today - timedelta(days=i) for i in range((today - oldest).days + 1)]
 
 
-def _member(storage: Any, expectation: Expectation, run: RunInfo | None, now: datetime) -> tuple[bool, dict[str, Any]]:
+def _member(
+    storage: Any, expectation: Expectation, run: RunInfo | None, now: datetime, seal: SealKeys = NO_KEYS
+) -> tuple[bool, dict[str, Any]]:
     member = expectation.member
     assert member is not None
     blob = storage.bucket(member.bucket).get_blob(member.name, retry=default_retry())
+    refused = None
+    if blob is not None and seal:  # with keys a member counts only when its seal verifies (as sweep counts it)
+        try:
+            record = json.loads(blob.download_as_bytes(retry=default_retry()))
+            refused = seal.member_problem(member.bucket, member.name, record) if isinstance(record, dict) else "?"
+        except ValueError as exc:
+            refused = f"not a member record ({exc})"
     recorded_at = blob._properties.get("updated") if blob is not None else None
     late = None
     if recorded_at and run is not None and run.start_date:
         late = parse_utc(recorded_at) > parse_utc(run.start_date)  # recorded after its window's run started
     window = member.placement.window
-    return blob is not None, {
+    return blob is not None and refused is None, {
         "run_id": member.placement.run_id,
         "group": member.placement.group,
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
         "window_closed": now >= window.end,
         "member": f"gs://{member.bucket}/{member.name}",
-        "member_recorded": blob is not None,
+        "member_recorded": blob is not None and refused is None,
         "late": late,
+        **({"not_counted": refused} if refused else {}),
     }
 
 
@@ -152,7 +163,7 @@ def why(
                     dead["not_counted"] = refused
         batch, recorded = None, False
         if expectation.member is not None:
-            recorded, batch = _member(storage, expectation, run, now)
+            recorded, batch = _member(storage, expectation, run, now, pipeline.seal)
             batch["run_state"] = run.state if run else None
         facts = Facts(
             run_exists=run is not None,
@@ -205,6 +216,8 @@ def text(answer: dict[str, Any]) -> str:
                 f"  batch window {batch['window_start']} → {batch['window_end']} ({closed}), member "
                 f"{recorded}{late}: {batch['member']}"
             )
+            if "not_counted" in batch:
+                lines.append(f"  member not counted: {batch['not_counted']}")
     return "\n".join(lines)
 
 

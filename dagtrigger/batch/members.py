@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..deadletter.seal import NO_KEYS, SealKeys
 from ..exceptions import DagtriggerError
 from ..gcs import Deadline, client_and_retry, explain
 
@@ -27,9 +28,18 @@ class MembersStore:
     """One storage client per process, shared by concurrent requests (built on first use under a lock)."""
 
     def __init__(
-        self, client: Any = None, *, budget_s: float = 20.0, timeout_s: float = 10.0, clock: Clock = SYSTEM_CLOCK
+        self,
+        client: Any = None,
+        *,
+        budget_s: float = 20.0,
+        timeout_s: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
+        seal: SealKeys = NO_KEYS,
     ) -> None:
+        """``seal``: the dead-letter seal keys; with them every member is sealed to its object (deadletter/seal.py),
+        so a member planted in the bucket can be told apart by the DAG and by ``sweep``."""
         self.clock = clock
+        self.seal = seal
         self.budget_s = budget_s
         self.timeout_s = timeout_s
         self._client = client
@@ -43,7 +53,7 @@ class MembersStore:
         Raises MemberWriteError on any failure (after google-cloud-storage's retries: an unconditional upload is
         retried here on purpose, since rewriting a member with the same content is harmless)."""
         uri = f"gs://{bucket}/{name}"
-        data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        data = json.dumps(self.seal.seal_member(bucket, name, record), ensure_ascii=False, sort_keys=True).encode()
         deadline = Deadline(self.budget_s, self.timeout_s, self.clock)
         try:
             client, retry = self._storage()

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from .record import DeadLetter
 
 VERSION = "v1"
 DOMAIN = b"dagtrigger dead-letter seal v1\n"
+MEMBER_DOMAIN = b"dagtrigger batch member seal v1\n"
 SEALED_FIELDS = ("transport", "raw", "attempts", "route", "dag_id", "run_id", "recorded_at")
 MIN_KEY_BYTES = 16
 CURRENT = "DEAD_LETTER_SEAL_SECRET"
@@ -130,24 +131,41 @@ class SealKeys:
 
     def problem(self, record: DeadLetter) -> str | None:
         """Why the record's seal does not verify under these keys, or None when it does."""
-        if not record.seal:
-            return "the record has no seal"
-        parts = record.seal.split(".")
+        return self._problem(record.seal, lambda key: _mac(key, record), "record")
+
+    def _problem(self, seal: object, mac: Callable[[bytes], str], what: str) -> str | None:
+        if not seal or not isinstance(seal, str):
+            return f"the {what} has no seal"
+        parts = seal.split(".")
         if len(parts) != 3 or parts[0] != VERSION:
             return f"the seal is not a {VERSION} seal"
         key = next((k for k in self.keys if hmac.compare_digest(_key_id(k), parts[1])), None)
         if key is None:
             return (
-                f"it was not sealed with a key this replay holds (key id {parts[1][:8]!r}): replay with the key that "
-                f"sealed it as {CURRENT} or {PREVIOUS}, or the record was planted"
+                f"it was not sealed with a key this replay holds (key id {parts[1][:8]!r}): replay or sweep with "
+                f"the key that sealed it as {CURRENT} or {PREVIOUS}, or the {what} was planted"
             )
         try:
-            expected = _mac(key, record)
+            expected = mac(key)
         except ValueError as exc:
             return f"a sealed field cannot be encoded ({exc})"
         if not hmac.compare_digest(expected, parts[2]):
-            return "the seal does not match: a sealed field changed since the function wrote the record"
+            return f"the seal does not match: a sealed field changed since the function wrote the {what}"
         return None
+
+    def seal_member(self, bucket: str, name: str, member: Mapping[str, Any]) -> dict[str, Any]:
+        """A batch member record with its seal, bound to the object it is written as (``gs://bucket/name``: a copy
+        in another batch's folder does not verify); unchanged without keys."""
+        unsealed = {k: v for k, v in member.items() if k != "seal"}
+        if not self.keys:
+            return unsealed
+        key = self.keys[0]
+        return {**unsealed, "seal": f"{VERSION}.{_key_id(key)}.{_member_mac(key, bucket, name, unsealed)}"}
+
+    def member_problem(self, bucket: str, name: str, member: Mapping[str, Any]) -> str | None:
+        """Why a member record read from ``gs://bucket/name`` does not verify, or None when it does."""
+        unsealed = {k: v for k, v in member.items() if k != "seal"}
+        return self._problem(member.get("seal"), lambda key: _member_mac(key, bucket, name, unsealed), "member")
 
     def verified(self, record: DeadLetter) -> bool:
         """True when the record carries a seal these keys verify; False when there are no keys or no seal (the
@@ -162,6 +180,16 @@ class SealKeys:
 
 def _mac(key: bytes, record: DeadLetter) -> str:
     return hmac.new(key, encoding(record), hashlib.sha256).hexdigest()
+
+
+def member_encoding(bucket: str, name: str, member: Mapping[str, Any]) -> bytes:
+    """What a member's seal covers: its own domain (a member seal never verifies as a dead letter's, or back), the
+    object it is stored as, and every field of the record but the seal, as canonical JSON."""
+    return MEMBER_DOMAIN + canonical({"object": f"gs://{bucket}/{name}", "member": dict(member)}).encode("ascii")
+
+
+def _member_mac(key: bytes, bucket: str, name: str, member: Mapping[str, Any]) -> str:
+    return hmac.new(key, member_encoding(bucket, name, member), hashlib.sha256).hexdigest()
 
 
 NO_KEYS = SealKeys()

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -441,7 +442,7 @@ def test_a_planted_dead_letter_does_not_hide_an_upload_from_sweep_or_why(world: 
 
     dry = sweep(world.pipeline, _options(world, dry_run=True), client, datetime.now(UTC))
     assert (dry.counts["dead_lettered"], dry.counts["missing"]) == (1, 1)
-    (refused,) = dry.refused_dead_letters
+    (refused,) = dry.refused_records
     assert refused["reason"] == "the record has no seal", refused
     answer = why(world.pipeline, client, f"gs://{world.bucket}/in/planted.csv", None, datetime.now(UTC))
     (only,) = answer["routes"]
@@ -466,3 +467,47 @@ def test_a_sealed_record_under_another_runs_name_does_not_count(world: World) ->
     assert world.store.accounts_for(name, record.dag_id, record.run_id) is None
     world.store.seal = NO_KEYS
     assert world.store.accounts_for(name, record.dag_id, record.run_id + "x") is None  # no key: names are taken
+
+
+def _batched_pipeline(world: World, tmp_path: Path, seal: bool) -> Pipeline:
+    routes = tmp_path / f"routes-{seal}.json"
+    members = f"gs://{world.store.bucket_name}/members"
+    batched = {"name": "batched", "dag_id": "batch_dag", "match": {"bucket": world.bucket}}
+    routes.write_text(json.dumps({"routes": [{**batched, "batch": {"window": 3600, "members": members}}]}))
+    env = {
+        "AIRFLOW_URI": world.airflow.url,
+        "AIRFLOW_AUTH": "none",
+        "ROUTES_FILE": str(routes),
+        "MAX_EVENT_AGE_SECONDS": str(10 * 86400),
+        **({"DEAD_LETTER_SEAL_SECRET": SEAL_KEY} if seal else {}),
+    }
+    pipeline = function.build(env).pipeline
+    assert pipeline.batcher is not None
+    pipeline.batcher.store._client = world.gcs.client()  # the emulator, in process (the store seals as built)
+    return pipeline
+
+
+def test_a_planted_batch_member_does_not_hide_an_upload_from_sweep_or_why(world: World, tmp_path: Path) -> None:
+    """A writer of the members bucket (no seal key) records a member for an upload that was never delivered."""
+    sealed, unsealed = _batched_pipeline(world, tmp_path, True), _batched_pipeline(world, tmp_path, False)
+    genuine, planted = world.upload("in/genuine.csv"), world.upload("in/planted.csv")
+    for pipeline, resource in ((sealed, genuine), (unsealed, planted)):
+        world.pipeline = pipeline
+        world.deliver(resource)
+    bucket = world.store.bucket_name
+    docs = {b.name: json.loads(b.download_as_bytes()) for b in world.gcs.client().list_blobs(bucket, prefix="members/")}
+    assert len(docs) == 2 and sorted("seal" in doc for doc in docs.values()) == [False, True]
+
+    client = world.gcs.client()
+    dry = sweep(sealed, _options(world, dry_run=True), client, datetime.now(UTC))
+    assert (dry.counts["pending"], dry.counts["missing"]) == (1, 1), dry.counts
+    (refused,) = dry.refused_records
+    assert refused["object"].endswith("planted.csv" + refused["object"].rsplit("planted.csv", 1)[-1])
+    assert refused["reason"] == "the member has no seal"
+    answer = why(sealed, client, f"gs://{world.bucket}/in/planted.csv", None, datetime.now(UTC))
+    (only,) = answer["routes"]
+    assert only["verdict"] == "missing" and only["batch"]["not_counted"] == "the member has no seal"
+    answer = why(sealed, client, f"gs://{world.bucket}/in/genuine.csv", None, datetime.now(UTC))
+    assert answer["routes"][0]["verdict"] == "pending"
+    # without the key, the sweep (like the DAG) cannot tell them apart
+    assert sweep(unsealed, _options(world, dry_run=True), client, datetime.now(UTC)).counts["pending"] == 2

@@ -22,10 +22,12 @@ from dagtrigger import events
 from dagtrigger.deadletter import DeadLetter, DeadLetterStore, new_record, utc_iso, with_replay
 from dagtrigger.deadletter.seal import (
     DOMAIN,
+    NO_KEYS,
     SEALED_FIELDS,
     SealKeys,
     canonical,
     encoding,
+    member_encoding,
     unsealed_refusal,
 )
 from dagtrigger.exceptions import BadDeadLetter, ConfigError
@@ -267,3 +269,32 @@ def test_the_function_drain_and_replay_all_take_the_key_from_the_one_build() -> 
     pipeline = function.build(env).pipeline
     assert pipeline.dead_letters is not None
     assert pipeline.dead_letters.seal == pipeline.seal == SealKeys.parse(KEY, OLD_KEY)
+
+
+# ------------------------------------------------------------------------------------------------- batch members
+
+MEMBERS = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k != "seal"), json_values, max_size=5)
+
+
+@given(MEMBERS, st.text(min_size=1, max_size=12), st.data())
+def test_a_member_seal_binds_every_field_and_the_object(member: dict[str, Any], name: str, data: st.DataObject) -> None:
+    keys = SealKeys.parse(KEY)
+    sealed = json.loads(json.dumps(keys.seal_member("ops", name, member)))  # as written to and read from storage
+    assert keys.member_problem("ops", name, sealed) is None
+    assert keys.member_problem("ops", name + "x", sealed) is not None  # copied into another batch's folder
+    assert keys.member_problem("ops2", name, sealed) is not None
+    changed = {**sealed, data.draw(st.text(min_size=1, max_size=8).filter(lambda k: k != "seal")): "planted"}
+    if changed != sealed:
+        assert keys.member_problem("ops", name, changed) is not None
+    assert SealKeys.parse(base64.b64encode(b"o" * 32).decode()).member_problem("ops", name, sealed) is not None
+    assert NO_KEYS.seal_member("ops", name, member) == member  # without keys, written as before
+
+
+def test_a_member_seal_never_verifies_as_a_dead_letter_seal_or_back() -> None:
+    """Separate domains: a sealed dead letter's bytes can not be passed off as a member's."""
+    keys = SealKeys.parse(KEY)
+    member = {"key": "k", "late": False, "conf": {}}
+    sealed = keys.seal_member("ops", "m.json", member)
+    assert keys.member_problem("ops", "m.json", {**member, "seal": sealed["seal"]}) is None
+    assert member_encoding("ops", "m.json", member).startswith(b"dagtrigger batch member seal v1\n")
+    assert encoding(_pubsub_record()).startswith(DOMAIN) and DOMAIN != member_encoding("ops", "m.json", member)[:32]

@@ -1,0 +1,36 @@
+"""docs/batch-windows.md#verifying-members gives DAG authors a member check that does not import dagtrigger: it must
+accept every member the function seals and refuse planted, altered, copied and foreign-key ones."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from dagtrigger.deadletter.seal import SealKeys
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "batch-windows.md"
+KEY = base64.b64encode(b"member-seal-key-0123456789abcdef").decode()
+
+
+def _documented_check() -> Any:
+    text = DOC.read_text()
+    section = text[text.index("### Verifying members") :]
+    (code,) = re.findall(r"```python\n(.*?)```", section[: section.index("\n## ")], re.S)[:1]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation's code block
+    return namespace["member_verifies"]
+
+
+def test_the_documented_check_agrees_with_the_function() -> None:
+    verifies = _documented_check()
+    member = {"key": "gcs_finalized__l__a.csv__1__ab", "late": False, "conf": {"name": "é/ü.csv", "n": [1, None]}}
+    sealed = json.loads(json.dumps(SealKeys.parse(KEY).seal_member("ops", "m/k.json", member), ensure_ascii=False))
+    assert verifies(sealed, "ops", "m/k.json", KEY)
+    assert not verifies(member, "ops", "m/k.json", KEY)  # planted: no seal
+    assert not verifies({**sealed, "late": True}, "ops", "m/k.json", KEY)  # altered
+    assert not verifies(sealed, "ops", "m/other.json", KEY)  # copied into another batch's folder
+    other = base64.b64encode(b"o" * 32).decode()
+    assert not verifies(SealKeys.parse(other).seal_member("ops", "m/k.json", member), "ops", "m/k.json", KEY)
