@@ -167,6 +167,8 @@ class BoundedSession(NoRedirectSession):
 
 @dataclass(frozen=True)
 class TriggerCall:
+    """One DAG run to create: the DAG, our run id, the conf and an optional note."""
+
     dag_id: str
     run_id: str
     conf: dict[str, Any]

@@ -57,6 +57,8 @@ class EventKind(Enum):
 
 @dataclass(frozen=True)
 class StorageObject:
+    """The Cloud Storage object an event is about: its identity and its resource as delivered."""
+
     bucket: str
     name: str
     generation: str
@@ -66,6 +68,8 @@ class StorageObject:
 
 @dataclass(frozen=True)
 class PubSubMessage:
+    """A Pub/Sub message as delivered: id, data, attributes and where it came through."""
+
     message_id: str
     data: bytes | None
     attributes: Mapping[str, str]
@@ -83,6 +87,9 @@ class PubSubMessage:
 
 @dataclass(frozen=True)
 class Webhook:
+    """A webhook request: its parsed body, what identifies it (idempotency key, body hash, path), the DAG it names
+    and the routes its signature proves."""
+
     body: Mapping[str, Any]
     idempotency_key: str | None
     body_sha256: str

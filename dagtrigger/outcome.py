@@ -30,6 +30,8 @@ SEVERITY = {
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of one trigger: its kind, the reason in words and Airflow's status, if any."""
+
     kind: OutcomeKind
     reason: str
     status: int | None = None  # Airflow's HTTP status, when there was one

@@ -21,6 +21,8 @@ __all__ = ["Rendered", "TemplateError", "render", "render_batch"]
 
 @dataclass(frozen=True)
 class Rendered:
+    """A route's conf, run id and note for one event."""
+
     conf: dict[str, Any]
     run_id: str
     note: str | None = None

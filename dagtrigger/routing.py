@@ -18,6 +18,8 @@ from .rules import Match, Route, Rules, TextMatch
 
 @dataclass(frozen=True)
 class Target:
+    """One route an event goes to, with the DAG it names."""
+
     route: Route
     dag_id: str
 

@@ -127,6 +127,8 @@ class TextMatch:
 
 @dataclass(frozen=True)
 class Match:
+    """A route's matchers; every one given must pass."""
+
     kinds: tuple[str, ...] = ()
     actions: tuple[str, ...] = ()
     bucket: TextMatch | None = None
@@ -144,6 +146,8 @@ class Match:
 
 @dataclass(frozen=True)
 class Manifest:
+    """Where a route reads a manifest (templated object and bucket, the buckets allowed), its conf key, its size cap."""
+
     object: Expression
     bucket: Expression | None
     into: str
@@ -162,6 +166,8 @@ class WebhookAuth:
 
 @dataclass(frozen=True)
 class Route:
+    """One route of the rules: its matchers, the DAG, the conf and run-id templates, and its options."""
+
     name: str
     dag_id: str | None
     match: Match
@@ -189,6 +195,8 @@ class Route:
 
 @dataclass(frozen=True)
 class Ignore:
+    """The built-in ignore rules for storage objects (folder placeholders, temporary uploads, a flag)."""
+
     placeholders: bool = True
     temporary: tuple[Glob, ...] = field(default_factory=lambda: tuple(map(glob_to_regex, DEFAULT_TEMPORARY)))
     metadata_key: str = IGNORE_METADATA_KEY
@@ -199,6 +207,8 @@ SINGLE_ROUTE_SOURCE = "DAG_ID"  # Rules.source of the one-route shortcut (no ROU
 
 @dataclass(frozen=True)
 class Rules:
+    """Every route, the ignore rules and the notification channels, read once at start-up."""
+
     routes: tuple[Route, ...]
     ignore: Ignore = field(default_factory=Ignore)
     source: str = SINGLE_ROUTE_SOURCE  # where the rules came from: the routing file's name, or DAG_ID

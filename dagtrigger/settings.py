@@ -48,6 +48,8 @@ AIRFLOW_DEFAULT_CAPACITY = 15
 
 @dataclass(frozen=True)
 class Settings:
+    """The configuration, read from the environment once and validated."""
+
     airflow_uri: str
     dag_id: str | None
     api_version: str = "auto"

@@ -65,3 +65,17 @@ def test_a_bad_routes_file_names_the_route_and_field(tmp_path: Path) -> None:
     result = run("import main", AIRFLOW_URI="http://127.0.0.1:9", ROUTES_FILE=str(routes))
     assert result.returncode != 0
     assert "route 'orders'.match.size.min" in result.stderr
+
+
+def test_every_dataclass_main_loads_has_a_docstring() -> None:
+    """Without one, @dataclass builds a docstring from inspect.signature at class creation (40-140 µs each, before
+    the port opens); with one, the reader also learns what the value is."""
+    code = (
+        "import dataclasses, sys, main\n"
+        "print(sorted(f'{m}.{n}' for m, mod in list(sys.modules.items()) if m.startswith('dagtrigger')\n"
+        "    for n, c in vars(mod).items() if isinstance(c, type) and dataclasses.is_dataclass(c)\n"
+        "    and c.__module__ == m and (c.__doc__ or '').startswith(c.__name__ + '(')))"
+    )
+    result = run(code, AIRFLOW_URI="http://127.0.0.1:9", DAG_ID="d")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
