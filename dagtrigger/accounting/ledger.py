@@ -6,7 +6,6 @@ Thread-safe: a sweep's workers share one ledger. Every call made is counted in `
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import requests
 
 from ..airflow import AirflowClient, RunInfo
+from ..batch.members import member_problem
 from ..deadletter import DeadLetterStore
 from ..deadletter.seal import NO_KEYS, SealKeys
 from ..gcs import default_retry
@@ -121,12 +121,11 @@ class Ledger:
     def _member_verifies(self, bucket: str, name: str) -> bool:
         self.calls.add_storage()
         try:
-            record = json.loads(self.storage.bucket(bucket).blob(name).download_as_bytes(retry=default_retry()))
-            problem = self.seal.member_problem(bucket, name, record) if isinstance(record, dict) else "not an object"
-        except ValueError as exc:
-            problem = f"not a member record ({exc})"
+            data = self.storage.bucket(bucket).blob(name).download_as_bytes(retry=default_retry())
         except Exception as exc:  # gone since the listing, or unreadable: it proves nothing, so the upload is sent
-            problem = f"cannot be read ({type(exc).__name__})"
+            problem: str | None = f"cannot be read ({type(exc).__name__})"
+        else:
+            problem = member_problem(self.seal, bucket, name, data)
         if problem is not None:
             with self._lock:
                 self.refused[f"gs://{bucket}/{name}"] = problem

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..airflow import RunInfo
+from ..batch.members import member_problem
 from ..clock import parse_utc
 from ..conf import documents
 from ..deadletter import LOOKBACK_DAYS, DeadLetterStore
@@ -100,11 +101,7 @@ def _member(
     blob = storage.bucket(member.bucket).get_blob(member.name, retry=default_retry())
     refused = None
     if blob is not None and seal:  # with keys a member counts only when its seal verifies (as sweep counts it)
-        try:
-            record = json.loads(blob.download_as_bytes(retry=default_retry()))
-            refused = seal.member_problem(member.bucket, member.name, record) if isinstance(record, dict) else "?"
-        except ValueError as exc:
-            refused = f"not a member record ({exc})"
+        refused = member_problem(seal, member.bucket, member.name, blob.download_as_bytes(retry=default_retry()))
     recorded_at = blob._properties.get("updated") if blob is not None else None
     late = None
     if recorded_at and run is not None and run.start_date:

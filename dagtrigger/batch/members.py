@@ -72,3 +72,15 @@ class MembersStore:
             if blob.name.endswith(".json"):
                 records.append(json.loads(blob.download_as_bytes(timeout=self.timeout_s, retry=retry)))
         return records
+
+
+def member_problem(seal: SealKeys, bucket: str, name: str, data: bytes) -> str | None:
+    """Why the member stored as ``gs://bucket/name`` (its bytes) does not count under these keys, or None when it
+    does (``sweep`` and ``why`` ask this only when keys are set)."""
+    try:
+        record = json.loads(data)
+    except ValueError as exc:
+        return f"not a member record ({exc})"
+    if not isinstance(record, dict):
+        return "not a member record (not a JSON object)"
+    return seal.member_problem(bucket, name, record)
