@@ -84,6 +84,7 @@ def warm(
     ``release``: ends ``client.hold_first_calls``, whatever happens."""
     began = clock.monotonic()
     try:
+        client.preload_trust()  # the CA bundle, once: every connection to Airflow is checked against it
         preload(client)
         version = client.warm_up()  # one request: the probe, or GET …/version confirming a configured version
     except Exception as exc:  # anything here only means the first event does the work itself
