@@ -365,6 +365,18 @@ class AirflowClient:
         verify = self.session.merge_environment_settings(self.base_url, {}, None, None, None)["verify"]
         return adapter.trust_context(verify) is not None
 
+    def open_connection(self) -> bool:
+        """A pooled connection to Airflow, opened with a request that carries no credential (GET …/version) while
+        the token is still being fetched elsewhere (``first_token``): the TLS handshake is then off the first event's
+        path. The answer (401 without a token, 200, a 3xx: anything) is read and dropped; True if one came."""
+        url = f"{self.base_url}/api/{self._version or 'v2'}/version"
+        try:
+            with self.session.request("GET", url, timeout=self.timeout, allow_redirects=False) as response:
+                _ = response.content  # read to the end: the connection goes back to the pool
+        except requests.RequestException:
+            return False
+        return True
+
     def hold_first_calls(self) -> Callable[[], None]:
         """With a configured version, make calls wait (at most the connect timeout) until the returned function is
         called: the warm-up (``warm_up``, in another thread) is fetching the token and opening the connection, which a

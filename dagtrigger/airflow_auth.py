@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from . import first_token
 from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import CredentialsUnavailable
 from .settings import Settings
@@ -130,11 +131,24 @@ class GoogleAuth(_CachedBearer):
         self._audience = audience
         self._session = token_session
         self._credentials: Any = None
+        self._handed_account = ""
 
     def _make_credentials(self) -> Any:
         return google_credentials(self.mode, self._audience, self._session)
 
     def _fetch(self) -> tuple[str, float]:
+        """The first fetch of a cold start takes the token the start-up helper fetched (``first_token``)."""
+        if self._credentials is None and first_token.pending():
+            handed = first_token.take(self.mode, self._audience)
+            if handed is not None and handed.error:
+                raise CredentialsUnavailable(handed.error)
+            if handed is not None and handed.token and handed.expires_at > self.clock.now().timestamp():
+                self._handed_account = handed.account
+                return handed.token, handed.expires_at
+        return self.fetch_token()
+
+    def fetch_token(self) -> tuple[str, float]:
+        """A new token from google-auth and its absolute expiry (unix seconds), whatever is cached."""
         import google.auth.exceptions
         import google.auth.transport.requests
 
@@ -156,9 +170,22 @@ class GoogleAuth(_CachedBearer):
         expires_at = expiry.replace(tzinfo=UTC).timestamp() if expiry else self.clock.now().timestamp() + 3600
         return token, expires_at
 
+    def handover(self) -> first_token.FirstToken:
+        """A new token for another process (``first_token``: gunicorn's master fetches the worker's first)."""
+        try:
+            token, expires_at = self.fetch_token()
+        except CredentialsUnavailable as exc:
+            return first_token.FirstToken(self.mode, self._audience, error=str(exc))
+        return first_token.FirstToken(self.mode, self._audience, token, expires_at, self.account_email())
+
+    def account_email(self) -> str:
+        """The service account's email once known (after a fetch), else ""."""
+        email = getattr(self._credentials, "service_account_email", None) or self._handed_account
+        return email if isinstance(email, str) and email != "default" else ""
+
     def identity(self) -> str:
-        email = getattr(self._credentials, "service_account_email", None)
-        return f"service account {email}" if email and email != "default" else "the function's service account"
+        email = self.account_email()
+        return f"service account {email}" if email else "the function's service account"
 
 
 class AirflowJwtAuth(_CachedBearer):

@@ -6,7 +6,8 @@ client's own session and auth (``AirflowClient.warm_up``), with one request: the
 ``AIRFLOW_API_VERSION`` is set, ``GET /api/<version>/version``, which confirms it (a version this Airflow does not
 serve is corrected here, with a warning). With Google
 auth it first imports google-auth's token modules with the cyclic garbage collector paused (``preload``): the largest
-single cost of the first token. It never raises and never fails start-up: when Airflow or the metadata server is
+single cost of the first token; or, when gunicorn's master fetches the first token for the worker (``first_token``), it
+loads the CA bundle and opens the connection meanwhile, with a request that carries no credential. It never raises and never fails start-up: when Airflow or the metadata server is
 briefly unreachable it logs one line and the first event does the work itself, as before. The client's locks (the
 version probe, the token cache, the connection being opened) make a first event that arrives during the warm-up wait
 for it and share its result instead of doing it twice.
@@ -30,7 +31,9 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
+from dagtrigger import first_token
 from dagtrigger.airflow import AirflowClient
+from dagtrigger.airflow_auth import GoogleAuth
 from dagtrigger.clock import SYSTEM_CLOCK, Clock
 
 
@@ -85,7 +88,10 @@ def warm(
     began = clock.monotonic()
     try:
         client.preload_trust()  # the CA bundle, once: every connection to Airflow is checked against it
-        preload(client)
+        if first_token.pending():  # the master is fetching the token: meanwhile, the TLS handshake (no credential)
+            client.open_connection()
+        else:
+            preload(client)
         version = client.warm_up()  # one request: the probe, or GET …/version confirming a configured version
     except Exception as exc:  # anything here only means the first event does the work itself
         took = round(clock.monotonic() - began, 3)
@@ -112,8 +118,11 @@ def start(client: AirflowClient, log: logging.Logger, env: Mapping[str, str] | N
 
     Returns whether the hook was registered. Without a fork (Flask's debug server) nothing is warmed.
     """
-    if not enabled(os.environ if env is None else env):
+    env = os.environ if env is None else env
+    if not enabled(env):
         return False
+    if isinstance(client.auth, GoogleAuth):
+        first_token.start(client.auth, env)  # first: its fork hook must run before the warm-up's in the worker
     parent = os.getpid()
     started: list[int] = []
 
