@@ -4,13 +4,13 @@ The first event of a new instance pays for resolving credentials and fetching th
 API version and opening the (TLS) connection to Airflow. The warm-up does all three in a daemon thread through the
 client's own session and auth (``AirflowClient.warm_up``), with one request: the version probe, or, when
 ``AIRFLOW_API_VERSION`` is set, ``GET /api/<version>/version``, which confirms it (a version this Airflow does not
-serve is corrected here, with a warning). With Google
-auth it first imports google-auth's token modules with the cyclic garbage collector paused (``preload``): the largest
-single cost of the first token; or, when gunicorn's master fetches the first token for the worker (``first_token``), it
-loads the CA bundle and opens the connection meanwhile, with a request that carries no credential. It never raises and never fails start-up: when Airflow or the metadata server is
-briefly unreachable it logs one line and the first event does the work itself, as before. The client's locks (the
-version probe, the token cache, the connection being opened) make a first event that arrives during the warm-up wait
-for it and share its result instead of doing it twice.
+serve is corrected here, with a warning). With Google auth it first imports google-auth's token modules with the
+cyclic garbage collector paused (``preload``): the largest single cost of the first token; or, when gunicorn's master
+fetches the first token for the worker (``first_token``), it loads the CA bundle and opens the connection meanwhile,
+with a request that carries no credential. It never raises and never fails start-up: when Airflow or the metadata
+server is briefly unreachable it logs one line and the first event does the work itself, as before. The client's
+locks (the version probe, the token cache, the connection being opened) make a first event that arrives during the
+warm-up wait for it and share its result instead of doing it twice.
 
 Where it runs matters: functions-framework imports ``main.py`` in gunicorn's master, *before* it binds the port, and
 forks the worker that serves requests. So ``start`` only registers a fork hook and the thread starts in the worker,
