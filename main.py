@@ -16,7 +16,7 @@ import gc
 gc.disable()
 
 import json
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote
 
 import flask
@@ -24,11 +24,13 @@ import functions_framework
 import werkzeug.exceptions
 from cloudevents.http import CloudEvent
 
-from dagtrigger import events, function, http_limits, warmup
+from dagtrigger import function, http_limits, warmup
 from dagtrigger.exceptions import BadEvent, CannotVerifyNow
 from dagtrigger.outcome import OutcomeKind
 from dagtrigger.redaction import redact
-from dagtrigger.report import EventReport
+
+if TYPE_CHECKING:  # the per-event stages load in the worker (pipeline.load_stages), not before the port opens
+    from dagtrigger.report import EventReport
 
 http_limits.install()  # before functions-framework builds its gunicorn application: bounds the head and read times
 FUNCTION = function.build()  # the same assembly `check` validates: a bad setting stops start-up here
@@ -107,6 +109,8 @@ def _attributes(cloud_event: CloudEvent) -> dict[str, Any]:
 
 @functions_framework.cloud_event
 def trigger_event(cloud_event: CloudEvent) -> None:
+    from dagtrigger import events
+
     flask.g.setdefault(_ENTERED, True)
     try:
         event = events.from_cloud_event(_attributes(cloud_event), cloud_event.data, PIPELINE.rules.notifications)
@@ -150,7 +154,7 @@ def _webhook_status(report: EventReport) -> int:
 @functions_framework.http
 def trigger_http(request: flask.Request) -> flask.Response:
     """Webhooks only: the signature is checked on the raw request before the body is parsed."""
-    from dagtrigger import sender_auth  # loaded at start-up by function.build for this entry point only
+    from dagtrigger import events, sender_auth  # sender_auth: loaded at start-up for this entry point only
 
     flask.g.setdefault(_ENTERED, True)
     try:
@@ -168,6 +172,8 @@ def trigger_http(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def trigger_push(request: flask.Request) -> flask.Response:
     """Pub/Sub push subscriptions: the OIDC token is verified before the body is parsed; a 2xx acknowledges."""
+    from dagtrigger import events
+
     flask.g.setdefault(_ENTERED, True)
     if PUSH is None:  # served under another FUNCTION_TARGET: no verifier was built, so nothing is accepted
         _reject(

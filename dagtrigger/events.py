@@ -21,6 +21,7 @@ from . import storage_events
 from .delivery import TRANSPORTS, Delivery
 from .exceptions import BadDeadLetter, BadEvent
 from .settings import is_dag_id
+from .storage_events import NO_CHANNELS, Channels
 from .strict_json import check_json_value, parse_json
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -42,10 +43,6 @@ PROOF_HEADERS = ("x-dagtrigger-signature", "webhook-timestamp", "webhook-signatu
 SAFE_HEADERS = frozenset({"content-type", *(h.lower() for h in IDEMPOTENCY_HEADERS), *PROOF_HEADERS})
 NOT_JSON: Any = object()  # PubSubMessage.json_data of data that is absent or not JSON
 MAX_IDENTITY_CHARS = 2048  # GCS names are up to 1,024 bytes; subjects add "objects/"
-# (bucket, channel) pairs the routing file declares: Cloud Storage notifications for that bucket are relayed only
-# through that topic (``projects/P/topics/T``, by Eventarc) or push subscription (``projects/P/subscriptions/S``).
-Channels = frozenset[tuple[str, str]]
-NO_CHANNELS: Channels = frozenset()
 
 
 class EventKind(Enum):

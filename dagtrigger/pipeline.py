@@ -7,6 +7,7 @@ This is the only caller of the stages: the three entry points and ``sweep`` come
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 import math
 from dataclasses import replace
@@ -18,8 +19,6 @@ from . import logs
 from .airflow import AirflowClient, TriggerCall, make_session, no_redirect_session
 from .airflow_auth import make_auth
 from .clock import SYSTEM_CLOCK, Clock, parse_utc
-from .conf import EventDocuments, documents, refuse_conf
-from .events import Event
 from .exceptions import (
     BadDeadLetter,
     BadEvent,
@@ -29,20 +28,31 @@ from .exceptions import (
 )
 from .outcome import SEVERITY, Outcome, OutcomeKind, combine, from_error
 from .redaction import redact
-from .render import manifest_location, render
-from .report import EventReport, TargetResult
-from .routing import Target, route
 from .rules import Rules
-from .run_id import route_run_id
 from .settings import Settings
-from .trigger import trigger
 
 # Batches, dead letters, manifests and replayed webhooks are imported where they are used: a DAG_ID deployment or
 # plain routes never use them, and at a cold start every import runs before the port opens (test_startup.py).
+# The per-event stages too (events, routing, conf, render, run ids, the trigger call, reports): imported at the first
+# event, or by the worker's warm-up right after the fork (``load_stages``), and not in gunicorn's master before the
+# port opens; the master only validates the configuration and builds the pipeline.
 if TYPE_CHECKING:
     from .batch.members import MembersStore
+    from .conf import EventDocuments
     from .deadletter import DeadLetter, DeadLetterStore
     from .deadletter.seal import SealKeys
+    from .events import Event
+    from .report import EventReport, TargetResult
+    from .routing import Target
+
+
+STAGES = ("conf", "events", "render", "report", "routing", "run_id", "trigger")
+
+
+def load_stages() -> None:
+    """Import the per-event stages now (the worker's warm-up: off the first event's path)."""
+    for name in STAGES:
+        importlib.import_module(f"{__package__}.{name}")
 
 
 def event_age_s(event: Event, now: datetime) -> float | None:
@@ -131,6 +141,10 @@ class Pipeline:
 
         Raises BadEvent(403) for a webhook naming a DAG no route allows.
         """
+        from .conf import documents
+        from .report import EventReport
+        from .routing import route
+
         decision = route(event, self.rules)
         if decision.refused:
             raise BadEvent(decision.reason, 403)
@@ -150,6 +164,11 @@ class Pipeline:
         self, event: Event, target: Target, docs: EventDocuments, run_id_override: str | None = None
     ) -> TargetResult:
         """The stages for one target: manifest → conf and run id → size cap → Airflow call (or the batch)."""
+        from .conf import refuse_conf
+        from .render import render
+        from .report import TargetResult
+        from .run_id import route_run_id
+
         if target.route.batch is not None:
             return self._batched(event, target, docs)
         run_id = run_id_override  # the default id is computed by render, or below when rendering failed
@@ -170,6 +189,9 @@ class Pipeline:
 
     def _batched(self, event: Event, target: Target, docs: EventDocuments) -> TargetResult:
         """A batched route records the event as a member of its window's run (a replay too, under the same run id)."""
+        from .report import TargetResult
+        from .run_id import route_run_id
+
         assert self.batcher is not None
         try:
             manifest = self._manifest(event, target, docs)
@@ -238,9 +260,11 @@ class Pipeline:
 
         Raises BadDeadLetter (refused: not sent) when the record cannot be verified or no route takes it today.
         """
+        from .conf import documents
         from .deadletter import event_from_record
         from .deadletter.proof import check_object
         from .deadletter.seal import unsealed_refusal
+        from .routing import route
 
         sealed = self.seal.verified(record)  # BadDeadLetter when a seal is there and does not verify
         try:
@@ -286,12 +310,15 @@ class Pipeline:
         if spec is None:
             return None
         from .manifest import read_manifest
+        from .render import manifest_location
 
         bucket, name = manifest_location(event, target.route, docs)
         return read_manifest(bucket, name, spec.max_bytes)
 
     def _call(self, call: TriggerCall) -> Outcome:
         """Every trigger (plain, batched, replayed) goes through trigger.py: a 409 counts only once our run is read."""
+        from .trigger import trigger
+
         return trigger(self.client, call, self.clock)
 
     def _log_result(self, event: Event, result: TargetResult, recorded: str | None) -> None:

@@ -13,17 +13,20 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import storage_events
-from .events import NO_CHANNELS, Channels
 from .exceptions import ConfigError
 from .gcs import bucket_problem, location_uri, parse_location
 from .globs import Glob
 from .redaction import Secret
 from .settings import is_dag_id, webhook_secret
-from .signature import SCHEMES, standard_key_problem
-from .templates import Expression, TextTemplate
+from .storage_events import NO_CHANNELS, Channels
+
+# Webhook signatures and templates are imported where a route uses them: at a cold start every import of main runs
+# before the port opens, and a DAG_ID deployment or plain routes use neither (test_startup.py).
+if TYPE_CHECKING:
+    from .templates import Expression, TextTemplate
 
 KINDS = ("storage", "pubsub", "webhook")
 ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch
@@ -89,6 +92,8 @@ def parse_batch(value: Any, path: str, error: Callable[[str, str], ConfigError],
         bucket, prefix = parse_location(members)
     except ValueError as exc:
         raise error(f"{path}.members", f"{exc} (e.g. gs://ops-bucket/batches)") from None
+    from .templates import Expression
+
     return BatchSpec(
         window_s=window,
         group=Expression(group, f"{where} → {path}.group") if group is not None else None,
@@ -342,6 +347,8 @@ class _Reader:
         conf_spec = spec.get("conf", {})
         if not isinstance(conf_spec, Mapping):
             raise self.error(f"{label}.conf", "must be a mapping of conf key → expression")
+        if conf_spec or "run_id" in spec or "note" in spec:  # templates only for the routes that have some
+            from .templates import Expression, TextTemplate
         conf = tuple((str(k), Expression(str(v), f"{self.where} → {label}.conf.{k}")) for k, v in conf_spec.items())
         conf_base = spec.get("conf_base", "event")
         if conf_base not in ("event", "none"):
@@ -378,6 +385,8 @@ class _Reader:
         return parse_batch(spec["batch"], f"{label}.batch", self.error, self.where)
 
     def webhook(self, value: Any, path: str, dag_id: str | None, allow: tuple[str, ...]) -> WebhookAuth:
+        from .signature import SCHEMES, standard_key_problem
+
         spec = self.mapping(value, path, ("scheme", "secrets"))
         scheme = spec.get("scheme", "dagtrigger-v2")
         if scheme not in SCHEMES:
@@ -407,6 +416,8 @@ class _Reader:
         return WebhookAuth(scheme=scheme, secrets=tuple(secrets))
 
     def manifest(self, value: Any, path: str, match: Match) -> Manifest:
+        from .templates import Expression
+
         spec = self.mapping(value, path, ("object", "bucket", "buckets", "into", "max_bytes"))
         if "object" not in spec:
             raise self.error(f"{path}.object", "is required: an expression giving the object name")

@@ -29,3 +29,8 @@ NOTIFICATION_ACTIONS: Mapping[str, str] = {
     "OBJECT_ARCHIVE": "archived",
     "OBJECT_METADATA_UPDATE": "metadataUpdated",
 }
+
+# (bucket, channel) pairs the routing file declares: Cloud Storage notifications for that bucket are relayed only
+# through that topic (``projects/P/topics/T``, by Eventarc) or push subscription (``projects/P/subscriptions/S``).
+Channels = frozenset[tuple[str, str]]
+NO_CHANNELS: Channels = frozenset()

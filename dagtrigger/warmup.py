@@ -35,6 +35,7 @@ from dagtrigger import first_token
 from dagtrigger.airflow import AirflowClient
 from dagtrigger.airflow_auth import GoogleAuth
 from dagtrigger.clock import SYSTEM_CLOCK, Clock
+from dagtrigger.pipeline import load_stages
 
 
 def enabled(env: Mapping[str, str]) -> bool:
@@ -87,6 +88,7 @@ def warm(
     ``release``: ends ``client.hold_first_calls``, whatever happens."""
     began = clock.monotonic()
     try:
+        load_stages()  # what the first event runs, imported here in the worker rather than before the port opened
         client.preload_trust()  # the CA bundle, once: every connection to Airflow is checked against it
         if first_token.pending():  # the master is fetching the token: meanwhile, the TLS handshake (no credential)
             client.open_connection()

@@ -11,9 +11,10 @@ from typing import Any
 
 from ..clock import parse_utc, utc
 from ..delivery import TRANSPORTS, Delivery
-from ..events import NO_CHANNELS, Channels, Event, from_delivery
+from ..events import Event, from_delivery
 from ..exceptions import BadDeadLetter, BadEvent
 from ..outcome import OutcomeKind
+from ..storage_events import NO_CHANNELS, Channels
 from ..strict_json import parse_json
 
 VERSION = 1

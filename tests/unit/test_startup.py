@@ -79,3 +79,30 @@ def test_every_dataclass_main_loads_has_a_docstring() -> None:
     result = run(code, AIRFLOW_URI="http://127.0.0.1:9", DAG_ID="d")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# What only serves events: gunicorn's master validates the configuration and binds; the worker imports these right
+# after the fork (warm-up) or at its first event. ~8 ms of CPU before the port opened (python -X importtime).
+STAGES = ("dagtrigger.conf", "dagtrigger.events", "dagtrigger.render", "dagtrigger.report", "dagtrigger.routing")
+STAGES += ("dagtrigger.run_id", "dagtrigger.trigger", "dagtrigger.signature", "dagtrigger.templates")
+
+
+def _loaded(code: str, **env: str) -> list[str]:
+    result = run(code + f"\nimport sys; print(sorted(m for m in {STAGES!r} if m in sys.modules))", **env)
+    assert result.returncode == 0, result.stderr
+    return [m.strip("' ") for m in result.stdout.strip().strip("[]").split(",") if m.strip()]
+
+
+def test_the_master_does_not_import_the_per_event_stages(tmp_path: Path) -> None:
+    assert _loaded("import main", AIRFLOW_URI="http://127.0.0.1:9", DAG_ID="d") == []
+    # The worker's warm-up loads them (the list in pipeline.py is the one it uses).
+    loaded = _loaded(
+        "import main; from dagtrigger import pipeline; pipeline.load_stages()",
+        AIRFLOW_URI="http://127.0.0.1:9",
+        DAG_ID="d",
+    )
+    assert set(STAGES) - set(loaded) == {"dagtrigger.signature", "dagtrigger.templates"}
+    # A route with a template loads templates to validate it at start-up; a webhook-signed route loads signature.
+    routes = tmp_path / "routes.json"
+    routes.write_text('{"routes": [{"name": "a", "dag_id": "d", "conf": {"f": "data.name"}}]}')
+    assert _loaded("import main", AIRFLOW_URI="http://127.0.0.1:9", ROUTES_FILE=str(routes)) == ["dagtrigger.templates"]
