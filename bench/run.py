@@ -397,7 +397,9 @@ def build_rows(
     row.values[OURS] = number(imp.main_ms, 1)
     row.ratios["ours÷bare"] = number(ratio(imp.main_ms, imp.framework_ms), 2)
     rows.append(row)
-    rows.append(Row("import time ms: lazy on first event (google.auth…)", EMPTY, {OURS: number(imp.lazy_ms, 1)}))
+    rows.append(
+        Row("import time ms: after the port opens (google.auth…, event stages)", EMPTY, {OURS: number(imp.lazy_ms, 1)})
+    )
     for rank, (module, ms) in enumerate(imp.offenders, 1):
         rows.append(Row(f"import time ms: #{rank} {module}", EMPTY, {OURS: number(ms, 1)}))
     for module, ms, eager in imp.deferred:

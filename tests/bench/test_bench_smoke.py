@@ -42,7 +42,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("peak RSS master MB (VmHWM)", "32"): ("bare", "floor (a)", "sample (b)", "ours", "ours÷bare"),
     ("PSS master+worker MB (now)", "32"): ("bare", "floor (a)", "sample (b)", "ours"),
     ("import time ms: main (bare: functions_framework)", EMPTY): ("bare", "ours", "ours÷bare"),
-    ("import time ms: lazy on first event (google.auth…)", EMPTY): ("ours",),
+    ("import time ms: after the port opens (google.auth…, event stages)", EMPTY): ("ours",),
     ("Airflow 3: skipped (--skip-airflow)", EMPTY): (),
 }
 TARGET_ROWS = {
