@@ -150,6 +150,9 @@ class SharedTrustAdapter(HTTPAdapter):
         location = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
         if not isinstance(location, str) or not location:
             return None
+        loaded = self._contexts.get(location)  # every request asks: no lock once it is loaded
+        if loaded is not None:
+            return loaded
         with self._contexts_lock:
             context = self._contexts.get(location)
             if context is None:
