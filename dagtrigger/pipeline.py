@@ -125,14 +125,12 @@ class Pipeline:
             retry_budget_s=settings.retry_budget_s,
             max_in_flight=settings.max_in_flight,
         )
-        store = None
-        if settings.dead_letter_uri:
+        pipeline = cls(settings, client, rules, logger, clock=clock)
+        if settings.dead_letter_uri:  # sealed with the pipeline's own keys: one reading of the secret for all
             from .deadletter import DeadLetterStore
-            from .deadletter.seal import SealKeys
 
-            seal = SealKeys.from_texts(settings.dead_letter_seal_secrets)
-            store = DeadLetterStore(settings.dead_letter_uri, clock=clock, seal=seal)
-        return cls(settings, client, rules, logger, store, clock=clock)
+            pipeline.dead_letters = DeadLetterStore(settings.dead_letter_uri, clock=clock, seal=pipeline.seal)
+        return pipeline
 
     def process(self, event: Event, only: frozenset[str] | None = None) -> EventReport:
         """Trigger every DAG the event routes to; record permanent failures as dead letters (with the request as it

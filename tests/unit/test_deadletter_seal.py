@@ -298,3 +298,21 @@ def test_a_member_seal_never_verifies_as_a_dead_letter_seal_or_back() -> None:
     assert keys.member_problem("ops", "m.json", {**member, "seal": sealed["seal"]}) is None
     assert member_encoding("ops", "m.json", member).startswith(b"dagtrigger batch member seal v1\n")
     assert encoding(_pubsub_record()).startswith(DOMAIN) and DOMAIN != member_encoding("ops", "m.json", member)[:32]
+
+
+def test_the_dead_letter_store_seals_with_the_pipelines_own_keys() -> None:
+    """One reading of DEAD_LETTER_SEAL_SECRET: the store that writes records and the pipeline that verifies replays
+    and seals batch members hold the same keys (they were decoded twice, which two settings could make differ)."""
+    from dagtrigger import function
+
+    key = base64.b64encode(b"k" * 32).decode()
+    env = {
+        "AIRFLOW_URI": "http://127.0.0.1:9",
+        "DAG_ID": "d",
+        "DEAD_LETTER_URI": "gs://bucket-dl/prefix",
+        "DEAD_LETTER_SEAL_SECRET": key,
+    }
+    pipeline = function.build(env).pipeline
+    assert pipeline.dead_letters is not None
+    assert pipeline.dead_letters.seal is pipeline.seal
+    assert pipeline.seal  # a key was read
