@@ -130,6 +130,8 @@ def _after_fork_in_child() -> None:
         _write_fd = -1
     if os.getppid() == _master_pid and _read_fd >= 0:
         _pending = (_read_fd, SYSTEM_CLOCK.monotonic() + HANDOVER_DEADLINE_S)
+    else:
+        _pending = None  # a process the worker forks (a library's) must not take the worker's token
 
 
 def pending() -> bool:

@@ -40,6 +40,11 @@ for worker in range(int(sys.argv[3])):
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
+        grandchild = os.fork()  # a library forking in the worker: its child must not take the worker's token
+        if grandchild == 0:
+            os._exit(3 if first_token.pending() else 0)
+        _, status = os.waitpid(grandchild, 0)
+        assert os.WEXITSTATUS(status) == 0, "a grandchild could take the token"
         began = time.monotonic()
         got = first_token.take("google", "aud")
         out = {"pending_after": first_token.pending(), "took_s": time.monotonic() - began,
