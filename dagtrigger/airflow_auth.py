@@ -137,7 +137,7 @@ class GoogleAuth(_CachedBearer):
         return google_credentials(self.mode, self._audience, self._session)
 
     def _fetch(self) -> tuple[str, float]:
-        """The first fetch of a cold start takes the token the start-up helper fetched (``first_token``)."""
+        """A cold start's first fetch takes the token gunicorn's master fetched for this worker (``first_token``)."""
         if self._credentials is None and first_token.pending():
             handed = first_token.take(self.mode, self._audience)
             if handed is not None and handed.error:
