@@ -5,6 +5,8 @@ server and Airflow saw."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from pathlib import Path
 
@@ -30,13 +32,21 @@ def _maps_cryptography(pid: int) -> bool:
     return "cryptography" in Path(f"/proc/{pid}/maps").read_text()
 
 
-@pytest.mark.parametrize("handover", ["on", "off"])
-def test_the_master_fetches_the_first_token_for_the_worker(tmp_path: Path, handover: str) -> None:
+def _claims(authorization: str) -> dict[str, object]:
+    payload = authorization.removeprefix("Bearer ").split(".")[1]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+@pytest.mark.parametrize(("mode", "handover"), [("google", "on"), ("google", "off"), ("id-token", "on")])
+def test_the_master_fetches_the_first_token_for_the_worker(tmp_path: Path, mode: str, handover: str) -> None:
+    audience = "https://airflow.example.test/ü"  # an ID token's audience travels with the hand-over
     with FakeServer(_airflow) as airflow, FakeMetadataServer() as metadata:
         env = {
             "AIRFLOW_URI": airflow.url,
             "DAG_ID": "dagtrigger_example",
-            "AIRFLOW_AUTH": "google",
+            "AIRFLOW_AUTH": mode,
+            **({"AIRFLOW_AUDIENCE": audience} if mode == "id-token" else {}),
             "K_SERVICE": "dagtrigger",
             **metadata.env(),
             **({"DAGTRIGGER_FIRST_TOKEN": "0"} if handover == "off" else {}),
@@ -51,12 +61,20 @@ def test_the_master_fetches_the_first_token_for_the_worker(tmp_path: Path, hando
             in_master, in_worker = _maps_cryptography(master), [_maps_cryptography(w) for w in workers]
             logs = function.output()
         assert answer.status_code == 200, function.tail()
-        assert metadata.token_fetches == 1  # one token for the instance, whichever process fetched it
     posts = [s for s in airflow.seen if s.method == "POST"]
-    assert [s.headers.get("Authorization") for s in posts] == [f"Bearer {metadata.token(1)}"]
+    sent = [s.headers.get("Authorization", "") for s in posts]
+    # One token for the instance, whichever process fetched it.
+    if mode == "google":
+        assert (metadata.token_fetches, metadata.id_token_fetches) == (1, 0)
+        assert sent == [f"Bearer {metadata.token(1)}"]
+        secret = metadata.token(1)
+    else:
+        assert (metadata.token_fetches, metadata.id_token_fetches) == (0, 1)
+        assert len(sent) == 1 and _claims(sent[0])["aud"] == audience, sent
+        secret = sent[0].removeprefix("Bearer ")
     # A request without a credential only ever asks for the version (the warm-up opening the connection).
     assert {s.path for s in airflow.seen if not s.headers.get("Authorization")} <= {"/api/v2/version"}
-    assert metadata.token(1) not in logs
+    assert secret not in logs
     if handover == "on":
         assert in_master and in_worker == [False], (in_master, in_worker)  # google-auth ran in the master only
     else:
