@@ -5,11 +5,14 @@ example DAG ``dagtrigger_batch`` lists its members prefix when it runs. What is 
 (run state, start date, the task's XCom): a run created early in its window stays queued until the window closes
 (Airflow 3: run_after; Airflow 2: a future logical date with allow_trigger_in_future=False), then runs and reads
 exactly the events sent; redeliveries add no member and no run; a late member lands in the next batch flagged late.
+Members are sealed (DEAD_LETTER_SEAL_SECRET) and the DAG holds the key (Airflow Variable dagtrigger_member_seal_key):
+it reads every member the function wrote and none that a writer of the members bucket planted.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import time
 import zlib
@@ -32,6 +35,7 @@ CONTROL_DAG = "dagtrigger_example"  # one quick task
 WINDOW_S = 20
 BUCKET = "ops-batches"
 RUN_DEADLINE_S = 120.0
+SEAL_KEY = base64.b64encode(b"batch-member-seal-key-0123456789").decode()
 ROUTES = f"""
 routes:
   - name: exports
@@ -55,8 +59,9 @@ def airflow_pg(
 ) -> Iterator[AirflowServer]:
     major = int(request.param)
     workdir = tmp_path_factory.mktemp(f"batch-airflow{major}")
+    extra_env = {**gcs.env(), "AIRFLOW_VAR_DAGTRIGGER_MEMBER_SEAL_KEY": SEAL_KEY}  # the DAG checks members' seals
     with AirflowServer(
-        major, workdir, database="postgres", scheduler=True, auth="password", extra_env=gcs.env()
+        major, workdir, database="postgres", scheduler=True, auth="password", extra_env=extra_env
     ) as server:
         yield server
 
@@ -65,7 +70,11 @@ def airflow_pg(
 def function(airflow_pg: AirflowServer, gcs: StorageEmulator, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("batch-function")
     (folder / "routes.yaml").write_text(ROUTES)
-    env = {**function_env(airflow_pg, ROUTES_FILE=str(folder / "routes.yaml"), AIRFLOW_MAX_IN_FLIGHT="8"), **gcs.env()}
+    env = {
+        **function_env(airflow_pg, ROUTES_FILE=str(folder / "routes.yaml"), AIRFLOW_MAX_IN_FLIGHT="8"),
+        **gcs.env(),
+        "DEAD_LETTER_SEAL_SECRET": SEAL_KEY,
+    }
     del env["DAG_ID"]
     with FunctionProcess("trigger_event", env, folder) as process:
         yield process
@@ -153,6 +162,7 @@ def test_a_window_becomes_one_run_per_folder_started_after_the_window_closed(
         result = task_result(airflow_pg, run_id)
         folder = result["group"].rpartition("/")[2][0]
         assert result["names"] == sorted(sent[folder]) and result["late"] == []
+        assert result["verified"] is True and result["refused"] == []  # every sealed member verified
         assert len(result["keys"]) == len(sent[folder])
         assert run["conf"]["folder"] == result["group"]
         assert parse(run["conf"]["batch"]["window_end"]) == end
@@ -175,6 +185,40 @@ def test_a_late_member_lands_in_the_next_batch_flagged_late(
     result = task_result(airflow_pg, late["run_id"])
     assert result["names"] == [f"exports/late{airflow_pg.major}/delayed.csv"] and len(result["late"]) == 1
     assert parse(rerun["start_date"]) >= parse(result["window_end"])
+
+
+def test_members_planted_in_a_batch_are_not_read_by_the_dag(
+    airflow_pg: AirflowServer, function: FunctionProcess, gcs: StorageEmulator
+) -> None:
+    """Batching x a writable members bucket: what a bucket writer adds to a run's members prefix before the window
+    closes (a new member, an altered copy, a genuine member copied under another name, not JSON) is not read."""
+    at_window_start()
+    group = f"exports/planted{airflow_pg.major}"
+    logged = [upload(function, f"{group}/part-{n}.csv", datetime.now(UTC)) for n in range(2)]
+    (run_id,) = {entry["run_id"] for entry in logged}
+    members_uri = airflow_pg.get_run(DAG, run_id)["conf"]["batch"]["members"]  # type: ignore[index]
+    bucket = gcs.client().bucket(BUCKET)
+    prefix = members_uri.removeprefix(f"gs://{BUCKET}/")
+    genuine = {b.name: json.loads(b.download_as_bytes()) for b in bucket.list_blobs(prefix=prefix)}
+    assert len(genuine) == 2 and all(doc.get("seal") for doc in genuine.values()), genuine
+    real = next(iter(genuine.values()))
+    unsealed = {k: v for k, v in real.items() if k != "seal"}
+    planted = {
+        f"{prefix}planted-new.json": {**unsealed, "key": "planted-new", "conf": {"name": f"{group}/évil.csv"}},
+        f"{prefix}planted-altered.json": {**real, "key": "planted-altered"},
+        f"{prefix}planted-moved.json": real,  # sealed, but to another object
+    }
+    for name, doc in planted.items():
+        bucket.blob(name).upload_from_string(json.dumps(doc), content_type="application/json")
+    bucket.blob(f"{prefix}planted-garbage.json").upload_from_string(b"\xff not json")
+
+    run = wait_finished(airflow_pg, run_id)
+    assert run["state"] == "success", run
+    result = task_result(airflow_pg, run_id)
+    assert result["verified"] is True
+    assert result["keys"] == sorted(doc["key"] for doc in genuine.values())
+    assert result["names"] == [f"{group}/part-0.csv", f"{group}/part-1.csv"]
+    assert result["refused"] == sorted([*planted, f"{prefix}planted-garbage.json"])
 
 
 def test_the_start_time_claims_hold_on_the_real_scheduler(airflow_pg: AirflowServer) -> None:

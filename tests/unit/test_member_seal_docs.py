@@ -3,6 +3,7 @@ accept every member the function seals and refuse planted, altered, copied and f
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import re
@@ -34,3 +35,25 @@ def test_the_documented_check_agrees_with_the_function() -> None:
     assert not verifies(sealed, "ops", "m/other.json", KEY)  # copied into another batch's folder
     other = base64.b64encode(b"o" * 32).decode()
     assert not verifies(SealKeys.parse(other).seal_member("ops", "m/k.json", member), "ops", "m/k.json", KEY)
+
+
+def _definitions(source: str, names: set[str]) -> dict[str, str]:
+    """The AST of each top-level function or assignment named in ``names``."""
+    found: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            found[node.name] = ast.dump(node)
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in names:
+            found[node.targets[0].id] = ast.dump(node.value)
+    return found
+
+
+def test_the_example_dag_runs_the_documented_check() -> None:
+    """The example DAG (Airflow's venv has no dagtrigger to import) carries the documented check, unchanged."""
+    text = DOC.read_text()
+    section = text[text.index("### Verifying members") :]
+    documented = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    dag = (DOC.parents[1] / "devtools" / "dags" / "dagtrigger_batch_example.py").read_text()
+    names = {"DOMAIN", "member_verifies"}
+    assert _definitions(dag, names) == _definitions(documented, names)
+    assert set(_definitions(documented, names)) == names
