@@ -7,6 +7,7 @@ pay for it at cold start. The client honours ``STORAGE_EMULATOR_HOST`` (tests).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -28,6 +29,12 @@ HINTS: Mapping[int, str] = {
 # Waits between tries of a write that lost a race to another writer of one object (Deadline.wait_after_conflict).
 CONFLICT_WAIT_FIRST_S = 0.02
 CONFLICT_WAIT_MAX_S = 1.0
+# google-cloud-storage 3.x fires a background GET of the bucket on a client's first object call per bucket, for
+# OpenTelemetry span attributes. It needs storage.buckets.get, which object-only roles lack, so every instance would
+# write a denied call into Cloud Audit Logs (googleapis/google-cloud-python#17650). The library's own switch, set at
+# import (start-up, one thread: no putenv while threads read the environment) unless the operator set it.
+BUCKET_PROBE_SWITCH = "DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"
+os.environ.setdefault(BUCKET_PROBE_SWITCH, "true")
 _client: Any = None
 _lock = threading.Lock()
 

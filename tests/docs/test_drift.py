@@ -32,6 +32,8 @@ READ_BY_OTHERS = {
     "THREADS": "functions_framework",  # gunicorn threads per instance (deploy sets it)
     "STORAGE_EMULATOR_HOST": "google.cloud.storage",  # tests point the storage client at an emulator
     "GCE_METADATA_HOST": "google.auth",  # tests point google-auth at a local metadata server
+    # The function sets it at start-up (gcs.BUCKET_PROBE_SWITCH); the library reads it.
+    "DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA": "google.cloud.storage",
 }
 ENTRY_POINT = re.compile(r"\btrigger_(?:event|http|push|[a-z]+)\b")
 MARKDOWN = MarkdownIt("commonmark")
