@@ -6,7 +6,7 @@ and starts this run only after the window closed. A key may appear again only as
 (recorded after an earlier run had started): dedupe by key, and make processing idempotent per key.
 
 Anyone who can write the members bucket can add an object there. With the Airflow Variable
-``dagtrigger_member_seal_key`` set to the function's ``DEAD_LETTER_SEAL_SECRET`` (and its previous keys,
+``dagtrigger_member_seal_secret`` set to the function's ``DEAD_LETTER_SEAL_SECRET`` (and its previous keys,
 comma-separated, while a rotation is under way), only members whose seal verifies are read; the others are logged and
 listed as ``refused``. Without it every member is read, as the log says.
 
@@ -37,7 +37,7 @@ except ImportError:  # Airflow 2.11
     from airflow.models import Variable
     from airflow.operators.python import PythonOperator
 
-SEAL_KEY_VARIABLE = "dagtrigger_member_seal_key"
+SEAL_KEY_VARIABLE = "dagtrigger_member_seal_secret"
 DOMAIN = b"dagtrigger batch member seal v1\n"
 
 

@@ -5,7 +5,7 @@ example DAG ``dagtrigger_batch`` lists its members prefix when it runs. What is 
 (run state, start date, the task's XCom): a run created early in its window stays queued until the window closes
 (Airflow 3: run_after; Airflow 2: a future logical date with allow_trigger_in_future=False), then runs and reads
 exactly the events sent; redeliveries add no member and no run; a late member lands in the next batch flagged late.
-Members are sealed (DEAD_LETTER_SEAL_SECRET) and the DAG holds the key (Airflow Variable dagtrigger_member_seal_key):
+Members are sealed (DEAD_LETTER_SEAL_SECRET) and the DAG holds the key (Airflow Variable dagtrigger_member_seal_secret):
 it reads every member the function wrote and none that a writer of the members bucket planted.
 """
 
@@ -14,15 +14,17 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.localairflow import AirflowServer
+from devtools.localairflow import AirflowServer, ensure_airflow_venv
 from devtools.localfunction import FunctionProcess
 from tests.support.function_env import function_env
 from tests.support.storage_emulator import StorageEmulator, storage_emulator
@@ -59,7 +61,7 @@ def airflow_pg(
 ) -> Iterator[AirflowServer]:
     major = int(request.param)
     workdir = tmp_path_factory.mktemp(f"batch-airflow{major}")
-    extra_env = {**gcs.env(), "AIRFLOW_VAR_DAGTRIGGER_MEMBER_SEAL_KEY": SEAL_KEY}  # the DAG checks members' seals
+    extra_env = {**gcs.env(), "AIRFLOW_VAR_DAGTRIGGER_MEMBER_SEAL_SECRET": SEAL_KEY}  # the DAG checks members' seals
     with AirflowServer(
         major, workdir, database="postgres", scheduler=True, auth="password", extra_env=extra_env
     ) as server:
@@ -219,6 +221,29 @@ def test_members_planted_in_a_batch_are_not_read_by_the_dag(
     assert result["keys"] == sorted(doc["key"] for doc in genuine.values())
     assert result["names"] == [f"{group}/part-0.csv", f"{group}/part-1.csv"]
     assert result["refused"] == sorted([*planted, f"{prefix}planted-garbage.json"])
+
+
+@pytest.mark.parametrize("major", [2, 3])
+def test_airflow_masks_the_seal_key_variable(major: int) -> None:
+    """Airflow hides a Variable's value in its UI and task logs only when the name holds a sensitive word: the name
+    the example DAG reads must be one, as Airflow itself decides (a name ending in _key is not)."""
+    dag = Path(__file__).resolve().parents[2] / "devtools" / "dags" / "dagtrigger_batch_example.py"
+    (name,) = [
+        node.value.value
+        for node in ast.parse(dag.read_text()).body
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", "") == "SEAL_KEY_VARIABLE"
+        and isinstance(node.value, ast.Constant)
+    ]
+    code = (
+        "try:\n    from airflow.sdk._shared.secrets_masker import should_hide_value_for_key as hide\n"
+        "except ImportError:\n    from airflow.utils.log.secrets_masker import should_hide_value_for_key as hide\n"
+        "import sys\nprint(hide(sys.argv[1]), hide('dagtrigger_member_seal_key'))"
+    )
+    python = ensure_airflow_venv(major) / "bin" / "python"
+    result = subprocess.run([str(python), "-c", code, name], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "False"], (name, result.stdout)
 
 
 def test_the_start_time_claims_hold_on_the_real_scheduler(airflow_pg: AirflowServer) -> None:
