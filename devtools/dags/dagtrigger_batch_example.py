@@ -50,7 +50,10 @@ def member_verifies(doc: dict, bucket: str, name: str, key_b64: str) -> bool:
         return False
     fields = {k: v for k, v in doc.items() if k != "seal"}
     body = {"object": f"gs://{bucket}/{name}", "member": fields}
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    try:
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity, which json.loads accepts: never in a member the function wrote
+        return False
     expected = hmac.new(key, DOMAIN + canonical.encode("ascii"), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts[2])
 

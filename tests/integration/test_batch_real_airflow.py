@@ -193,7 +193,8 @@ def test_members_planted_in_a_batch_are_not_read_by_the_dag(
     airflow_pg: AirflowServer, function: FunctionProcess, gcs: StorageEmulator
 ) -> None:
     """Batching x a writable members bucket: what a bucket writer adds to a run's members prefix before the window
-    closes (a new member, an altered copy, a genuine member copied under another name, not JSON) is not read."""
+    closes (a new member, an altered copy, a genuine member copied under another name, not JSON, a NaN that no JSON
+    encoder writes) is not read, and does not fail the run."""
     at_window_start()
     group = f"exports/planted{airflow_pg.major}"
     logged = [upload(function, f"{group}/part-{n}.csv", datetime.now(UTC)) for n in range(2)]
@@ -213,6 +214,8 @@ def test_members_planted_in_a_batch_are_not_read_by_the_dag(
     for name, doc in planted.items():
         bucket.blob(name).upload_from_string(json.dumps(doc), content_type="application/json")
     bucket.blob(f"{prefix}planted-garbage.json").upload_from_string(b"\xff not json")
+    nan = {"key": "planted-nan", "late": False, "conf": {"n": float("nan")}, "seal": real["seal"]}
+    bucket.blob(f"{prefix}planted-nan.json").upload_from_string(json.dumps(nan))  # NaN: json.loads takes it
 
     run = wait_finished(airflow_pg, run_id)
     assert run["state"] == "success", run
@@ -220,7 +223,7 @@ def test_members_planted_in_a_batch_are_not_read_by_the_dag(
     assert result["verified"] is True
     assert result["keys"] == sorted(doc["key"] for doc in genuine.values())
     assert result["names"] == [f"{group}/part-0.csv", f"{group}/part-1.csv"]
-    assert result["refused"] == sorted([*planted, f"{prefix}planted-garbage.json"])
+    assert result["refused"] == sorted([*planted, f"{prefix}planted-garbage.json", f"{prefix}planted-nan.json"])
 
 
 @pytest.mark.parametrize("major", [2, 3])

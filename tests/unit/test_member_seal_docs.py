@@ -33,6 +33,8 @@ def test_the_documented_check_agrees_with_the_function() -> None:
     assert not verifies(member, "ops", "m/k.json", KEY)  # planted: no seal
     assert not verifies({**sealed, "late": True}, "ops", "m/k.json", KEY)  # altered
     assert not verifies(sealed, "ops", "m/other.json", KEY)  # copied into another batch's folder
+    planted = {"key": "k", "late": False, "conf": {"n": float("nan")}, "seal": sealed["seal"]}  # json.loads takes NaN
+    assert not verifies(planted, "ops", "m/k.json", KEY)  # refused, not raised: one object must not fail the task
     other = base64.b64encode(b"o" * 32).decode()
     assert not verifies(SealKeys.parse(other).seal_member("ops", "m/k.json", member), "ops", "m/k.json", KEY)
 
